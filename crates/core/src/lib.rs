@@ -1,1 +1,18 @@
+//! Berth's domain. It knows projects, repositories, artifacts, tags, blobs
+//! and upload sessions, decides who may do what (`access`), and implements
+//! the push and pull use-cases (`registry`) and Harbor's management model
+//! (`catalog`). Storage is reached only through the ports in `ports`; there
+//! is no HTTP, SQL or cloud SDK in this crate.
 
+pub mod access;
+pub mod catalog;
+pub mod clock;
+pub mod error;
+pub mod events;
+pub mod identity;
+pub mod model;
+pub mod ports;
+pub mod query;
+pub mod registry;
+
+pub use error::{CoreError, CoreResult};

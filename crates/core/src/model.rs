@@ -1,0 +1,272 @@
+//! The records the domain works with. Identifiers are plain integers from
+//! the metadata store; names and digests are validated types.
+
+use std::collections::BTreeMap;
+
+use berth_oci::{Digest, Platform, ProjectName, RepoName, Tag};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::access::Role;
+use crate::clock::Millis;
+
+pub type ProjectId = i64;
+pub type RepositoryId = i64;
+pub type ArtifactId = i64;
+pub type UserId = i64;
+
+/// A Harbor project. `metadata` holds Harbor's string-valued project
+/// metadata (`public`, `auto_scan`, …), `public` mirrored there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: String,
+    pub owner_id: UserId,
+    pub owner_name: String,
+    pub public: bool,
+    pub metadata: BTreeMap<String, String>,
+    pub registry_id: Option<i64>,
+    pub storage_limit: i64,
+    pub creation_time: Millis,
+    pub update_time: Millis,
+    pub repo_count: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub name: ProjectName,
+    pub owner_id: UserId,
+    pub public: bool,
+    pub metadata: BTreeMap<String, String>,
+    pub storage_limit: i64,
+    pub registry_id: Option<i64>,
+}
+
+/// Counts shown by a project's summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProjectSummary {
+    pub repo_count: i64,
+    pub artifact_count: i64,
+    pub member_counts: BTreeMap<Role, i64>,
+    pub storage_used: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Repository {
+    pub id: RepositoryId,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub description: String,
+    pub artifact_count: i64,
+    pub pull_count: i64,
+    pub creation_time: Millis,
+    pub update_time: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagRecord {
+    pub id: i64,
+    pub repository_id: RepositoryId,
+    pub artifact_id: ArtifactId,
+    pub name: String,
+    pub push_time: Millis,
+    pub pull_time: Option<Millis>,
+}
+
+/// A child of an index, as recorded on the parent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactReference {
+    pub parent_id: ArtifactId,
+    pub child_id: Option<ArtifactId>,
+    pub child_digest: Digest,
+    pub platform: Option<Platform>,
+    pub annotations: Option<BTreeMap<String, String>>,
+    pub urls: Option<Vec<String>>,
+}
+
+/// An artifact: one manifest (by digest) in one repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifact {
+    pub id: ArtifactId,
+    pub project_id: ProjectId,
+    pub repository_id: RepositoryId,
+    pub repository_name: String,
+    pub digest: Digest,
+    /// Harbor's `type`: IMAGE, CHART, CNAB, WASM or UNKNOWN.
+    pub kind: String,
+    /// The config media type (Harbor's `media_type`); the manifest's own
+    /// media type for indexes.
+    pub media_type: String,
+    pub manifest_media_type: String,
+    pub artifact_type: String,
+    pub size: i64,
+    pub manifest_size: i64,
+    pub subject: Option<Digest>,
+    pub annotations: BTreeMap<String, String>,
+    pub extra_attrs: serde_json::Value,
+    pub push_time: Millis,
+    pub pull_time: Option<Millis>,
+    pub tags: Vec<TagRecord>,
+    pub references: Vec<ArtifactReference>,
+}
+
+/// A child manifest named by an index being pushed.
+#[derive(Debug, Clone)]
+pub struct NewChild {
+    pub digest: Digest,
+    pub platform: Option<Platform>,
+    pub annotations: Option<BTreeMap<String, String>>,
+    pub urls: Option<Vec<String>>,
+}
+
+/// Everything the store needs to record a pushed manifest atomically.
+#[derive(Debug, Clone)]
+pub struct NewArtifact {
+    pub project_id: ProjectId,
+    pub repository: RepoName,
+    pub digest: Digest,
+    pub body: Bytes,
+    pub manifest_media_type: String,
+    pub media_type: String,
+    pub artifact_type: String,
+    pub kind: String,
+    pub subject: Option<Digest>,
+    pub annotations: BTreeMap<String, String>,
+    pub extra_attrs: serde_json::Value,
+    /// Config and distributable layers; each must be linked to the
+    /// repository. Foreign layers are recorded in `foreign_size` only.
+    pub blobs: Vec<Digest>,
+    pub foreign_size: i64,
+    /// Children of an index; each must be an artifact of the repository.
+    pub children: Vec<NewChild>,
+    pub tag: Option<Tag>,
+    pub push_time: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PutManifestOutcome {
+    pub artifact_id: ArtifactId,
+    /// `false` when the same digest was already an artifact of the repository.
+    pub created: bool,
+    /// The digest the tag pointed at before, when it moved.
+    pub previous_tag_target: Option<Digest>,
+}
+
+/// A stored manifest as served on pull.
+#[derive(Debug, Clone)]
+pub struct ManifestRecord {
+    pub repository_id: RepositoryId,
+    pub artifact_id: ArtifactId,
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Bytes,
+    pub subject: Option<Digest>,
+}
+
+/// A referrer of a subject, as listed by the referrers API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub artifact_type: String,
+    pub size: i64,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What deleting a manifest removed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeletedArtifacts {
+    /// `(digest, tags)` of every artifact removed: the one asked for and its
+    /// accessories (referrers), recursively.
+    pub artifacts: Vec<(Digest, Vec<String>)>,
+}
+
+/// The GC state of a blob (see `docs/architecture.md`, "Blob states").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobStatus {
+    /// Live (or not yet judged by GC).
+    None,
+    /// Marked by GC as a candidate; any use resets it to `None`.
+    Delete,
+    /// Being swept; treated as absent.
+    Deleting,
+}
+
+impl BlobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobStatus::None => "none",
+            BlobStatus::Delete => "delete",
+            BlobStatus::Deleting => "deleting",
+        }
+    }
+
+    pub fn parse(s: &str) -> BlobStatus {
+        match s {
+            "delete" => BlobStatus::Delete,
+            "deleting" => BlobStatus::Deleting,
+            _ => BlobStatus::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub size: u64,
+}
+
+/// A blob upload session. `hash_state` is the saved [`berth_oci::Hasher`];
+/// `backend_state` is opaque to the domain and owned by the blob store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    pub id: String,
+    pub project_id: ProjectId,
+    pub repository: String,
+    pub size: u64,
+    pub hash_state: Vec<u8>,
+    pub backend_state: String,
+    pub owner: String,
+    pub creation_time: Millis,
+    pub update_time: Millis,
+}
+
+/// Result of trying to take the write lease of an upload session.
+#[derive(Debug, Clone)]
+pub enum UploadClaim {
+    Claimed(Upload),
+    Busy,
+    NotFound,
+}
+
+/// A local user (database authentication).
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub realname: String,
+    pub comment: String,
+    pub password_hash: String,
+    pub sysadmin: bool,
+    pub creation_time: Millis,
+    pub update_time: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub realname: String,
+    pub comment: String,
+    pub password_hash: String,
+    pub sysadmin: bool,
+}
+
+/// One pull, folded into pull counts and times in batches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullRecord {
+    pub repository_id: RepositoryId,
+    pub artifact_id: ArtifactId,
+    pub tag: Option<String>,
+    pub time: Millis,
+}

@@ -1,0 +1,296 @@
+//! The ports: what the domain needs from storage, as object-safe traits.
+//! Each method's doc comment is its contract; every backend must pass the
+//! shared conformance suites in `berth-meta` and `berth-blob`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use berth_oci::{Digest, Reference, RepoName, Tag};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::access::{Role, Visibility};
+use crate::clock::Millis;
+use crate::error::CoreResult;
+use crate::model::*;
+use crate::query::{ArtifactQuery, Page, ProjectQuery, RepositoryQuery};
+
+/// A stream of bytes read from or written to storage.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// Content-addressed blob storage plus the scratch space of uploads.
+///
+/// Blobs are immutable once committed. "Not found" from `read` is
+/// `CoreError::BlobNotFound`. All methods are safe to call concurrently,
+/// including several commits of the same digest.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// A short name for logs and `systeminfo` (`filesystem`, `s3`).
+    fn kind(&self) -> &'static str;
+
+    /// Prepares storage for upload `id` (a UUID) and returns the initial
+    /// backend state, which the domain persists with the session.
+    async fn create_upload(&self, id: &str) -> CoreResult<String>;
+
+    /// Opens a writer that appends to upload `id` at `offset`, the size the
+    /// domain has recorded. Bytes beyond `offset` left by a failed request
+    /// are overwritten. Nothing written is durable until `finish`.
+    async fn append_upload(
+        &self,
+        id: &str,
+        state: &str,
+        offset: u64,
+    ) -> CoreResult<Box<dyn UploadWriter>>;
+
+    /// Reads the first `size` bytes of upload `id`.
+    async fn read_upload(&self, id: &str, state: &str, size: u64) -> CoreResult<ByteStream>;
+
+    /// Makes the first `size` bytes of upload `id` the blob `digest`,
+    /// atomically and durably: afterwards the blob is complete or, after a
+    /// crash, absent — never partial. Succeeds if the blob already exists.
+    /// The upload's storage is released.
+    async fn commit_upload(
+        &self,
+        id: &str,
+        state: &str,
+        size: u64,
+        digest: &Digest,
+    ) -> CoreResult<()>;
+
+    /// Releases an upload's storage. Idempotent.
+    async fn abort_upload(&self, id: &str, state: &str) -> CoreResult<()>;
+
+    /// Streams the blob, or the inclusive byte range `[start, end]` of it.
+    async fn read(&self, digest: &Digest, range: Option<(u64, u64)>) -> CoreResult<ByteStream>;
+
+    /// The blob's size, or `None` when it is not stored.
+    async fn stat(&self, digest: &Digest) -> CoreResult<Option<u64>>;
+
+    /// Removes the blob. Idempotent.
+    async fn delete(&self, digest: &Digest) -> CoreResult<()>;
+}
+
+/// Appends the chunks of one request to an upload.
+#[async_trait]
+pub trait UploadWriter: Send {
+    async fn write(&mut self, chunk: Bytes) -> CoreResult<()>;
+    /// Makes everything written durable and returns the new backend state.
+    async fn finish(self: Box<Self>) -> CoreResult<String>;
+}
+
+/// The state of a blob as the metadata store sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPresence {
+    Absent,
+    /// Present and usable; a GC mark, if any, has been cleared.
+    Present {
+        size: u64,
+    },
+    /// Being swept by GC: treat as absent, and do not write it yet.
+    Deleting,
+}
+
+/// Users and their project roles.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user. `Conflict` if the username is taken.
+    async fn create_user(&self, user: &NewUser) -> CoreResult<User>;
+    async fn user_by_name(&self, username: &str) -> CoreResult<Option<User>>;
+    async fn user_by_id(&self, id: UserId) -> CoreResult<Option<User>>;
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> CoreResult<()>;
+    /// Every project role the user holds, by project.
+    async fn roles_of_user(&self, id: UserId) -> CoreResult<HashMap<ProjectId, Vec<Role>>>;
+}
+
+/// Harbor's management model: projects, repositories, artifacts as lists.
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
+    /// Creates a project and makes its owner ProjectAdmin, in one
+    /// transaction. `Conflict` if the name is taken.
+    async fn create_project(&self, project: &NewProject) -> CoreResult<Project>;
+    async fn project_by_name(&self, name: &str) -> CoreResult<Option<Project>>;
+    async fn project_by_id(&self, id: ProjectId) -> CoreResult<Option<Project>>;
+    /// A page of projects matching the query, and the total count.
+    async fn list_projects(
+        &self,
+        query: &ProjectQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<Project>, i64)>;
+    async fn update_project(
+        &self,
+        id: ProjectId,
+        public: bool,
+        metadata: &BTreeMap<String, String>,
+    ) -> CoreResult<()>;
+    /// Deletes a project with its members and blob links. `Precondition`
+    /// while it holds repositories. Returns the upload sessions it dropped
+    /// so their storage can be released.
+    async fn delete_project(&self, id: ProjectId) -> CoreResult<Vec<Upload>>;
+    async fn project_summary(&self, id: ProjectId) -> CoreResult<ProjectSummary>;
+
+    async fn list_repositories(
+        &self,
+        query: &RepositoryQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<Repository>, i64)>;
+    async fn repository_by_name(&self, name: &str) -> CoreResult<Option<Repository>>;
+    async fn update_repository_description(
+        &self,
+        id: RepositoryId,
+        description: &str,
+    ) -> CoreResult<()>;
+    /// Deletes a repository, its artifacts, tags and blob links.
+    async fn delete_repository(&self, id: RepositoryId) -> CoreResult<DeletedArtifacts>;
+
+    /// A page of artifacts with their tags and references, and the total.
+    async fn list_artifacts(
+        &self,
+        query: &ArtifactQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<Artifact>, i64)>;
+    async fn artifact_by_reference(
+        &self,
+        repository_id: RepositoryId,
+        reference: &Reference,
+    ) -> CoreResult<Option<Artifact>>;
+    /// Points a new tag at an artifact. `Conflict` if the tag exists.
+    async fn create_tag(
+        &self,
+        artifact: &Artifact,
+        tag: &Tag,
+        now: Millis,
+    ) -> CoreResult<TagRecord>;
+}
+
+/// The registry's own records: blobs and their links, upload sessions,
+/// manifests, tags, referrers.
+#[async_trait]
+pub trait RegistryStore: Send + Sync {
+    /// The blob and its GC status if it is linked to `repository`.
+    async fn linked_blob(
+        &self,
+        repository: &RepoName,
+        digest: &Digest,
+    ) -> CoreResult<Option<(BlobInfo, BlobStatus)>>;
+
+    /// Declares an intent to use blob `digest`: clears a GC mark and
+    /// refreshes its time so GC leaves it alone. Reports whether it exists.
+    async fn touch_blob(&self, digest: &Digest, now: Millis) -> CoreResult<BlobPresence>;
+
+    /// Records a committed blob and links it to `repository`; deletes the
+    /// upload session `upload_id` if given. One transaction.
+    async fn commit_blob(
+        &self,
+        project_id: ProjectId,
+        repository: &RepoName,
+        digest: &Digest,
+        size: u64,
+        upload_id: Option<&str>,
+        now: Millis,
+    ) -> CoreResult<()>;
+
+    /// Links a blob already linked to `from` into `repository`. `None` if
+    /// `from` does not hold it (or it is being swept).
+    async fn mount_blob(
+        &self,
+        project_id: ProjectId,
+        repository: &RepoName,
+        from: &RepoName,
+        digest: &Digest,
+        now: Millis,
+    ) -> CoreResult<Option<BlobInfo>>;
+
+    /// Removes the link between a repository and a blob; `false` if absent.
+    async fn unlink_blob(&self, repository: &RepoName, digest: &Digest) -> CoreResult<bool>;
+
+    async fn create_upload(&self, upload: &Upload) -> CoreResult<()>;
+    /// The session if it exists and belongs to `repository`.
+    async fn get_upload(&self, repository: &RepoName, id: &str) -> CoreResult<Option<Upload>>;
+    /// Takes the write lease of a session of `repository` for `owner` until
+    /// `until`. A lease held by another owner that has not expired at `now`
+    /// makes the claim `Busy`.
+    async fn claim_upload(
+        &self,
+        repository: &RepoName,
+        id: &str,
+        owner: &str,
+        until: Millis,
+        now: Millis,
+    ) -> CoreResult<UploadClaim>;
+    /// Saves the progress of a session claimed by `owner` and ends the lease.
+    async fn save_upload(
+        &self,
+        id: &str,
+        owner: &str,
+        size: u64,
+        hash_state: &[u8],
+        backend_state: &str,
+        now: Millis,
+    ) -> CoreResult<()>;
+    /// Extends `owner`'s lease; `false` if the lease was lost.
+    async fn renew_upload(&self, id: &str, owner: &str, until: Millis) -> CoreResult<bool>;
+    /// Ends `owner`'s lease without saving anything.
+    async fn release_upload(&self, id: &str, owner: &str) -> CoreResult<()>;
+    /// Deletes a session, returning it if it existed.
+    async fn delete_upload(&self, id: &str) -> CoreResult<Option<Upload>>;
+
+    /// Records a pushed manifest atomically: the manifest bytes, the
+    /// artifact, its blob and child references and the tag. Fails with
+    /// `ManifestBlobUnknown` if a blob is not linked to the repository (or
+    /// is being swept) or a child is not an artifact of the repository.
+    async fn put_manifest(&self, artifact: &NewArtifact) -> CoreResult<PutManifestOutcome>;
+
+    /// The manifest `reference` names in `repository`.
+    async fn resolve_manifest(
+        &self,
+        repository: &RepoName,
+        reference: &Reference,
+    ) -> CoreResult<Option<ManifestRecord>>;
+
+    /// Deletes the artifact `digest` of `repository` with its tags and,
+    /// recursively, its accessories. `Precondition` if an index of the
+    /// repository still references it. Empty result if absent.
+    async fn delete_manifest(
+        &self,
+        repository: &RepoName,
+        digest: &Digest,
+    ) -> CoreResult<DeletedArtifacts>;
+
+    /// Deletes one tag; `false` if absent.
+    async fn delete_tag(&self, repository: &RepoName, tag: &Tag) -> CoreResult<bool>;
+
+    /// Up to `limit` tags sorted by name (byte order) after `last`; `None`
+    /// when the repository does not exist.
+    async fn list_tags(
+        &self,
+        repository: &RepoName,
+        last: Option<&str>,
+        limit: u64,
+    ) -> CoreResult<Option<Vec<String>>>;
+
+    /// Referrers of `subject` within `repository`, optionally of one type.
+    async fn referrers(
+        &self,
+        repository: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> CoreResult<Vec<Referrer>>;
+
+    /// Up to `limit` repository names after `last`, sorted, restricted to
+    /// visible projects.
+    async fn catalog(
+        &self,
+        visibility: &Visibility,
+        last: Option<&str>,
+        limit: u64,
+    ) -> CoreResult<Vec<String>>;
+
+    /// Folds pulls into pull counts and pull times.
+    async fn record_pulls(&self, pulls: &[PullRecord]) -> CoreResult<()>;
+}
+
+/// The whole metadata store.
+pub trait MetaStore: UserStore + ProjectStore + RegistryStore + Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
+}
