@@ -1,0 +1,48 @@
+//! The metadata store on PostgreSQL, shared by several stateless Berth
+//! nodes. Row locks taken by `UPDATE` inside transactions order pushes and
+//! garbage collection; every statement is the same as on SQLite.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::Pool;
+
+type Db = sqlx::Postgres;
+const KIND: &str = "postgres";
+
+pub struct PgStore {
+    pool: Pool<Db>,
+}
+
+type Store = PgStore;
+
+impl PgStore {
+    /// Connects to `url` and migrates the database.
+    pub async fn connect(url: &str) -> berth_core::CoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(|e| {
+                berth_core::CoreError::Internal(format!("connecting to PostgreSQL: {e}"))
+            })?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| {
+                berth_core::CoreError::Internal(format!("migrating PostgreSQL database: {e}"))
+            })?;
+        Ok(PgStore { pool })
+    }
+
+    fn reader(&self) -> &Pool<Db> {
+        &self.pool
+    }
+
+    fn writer(&self) -> &Pool<Db> {
+        &self.pool
+    }
+}
+
+include!("shared.rs");

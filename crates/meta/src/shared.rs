@@ -1,0 +1,1439 @@
+// The MetaStore implementation shared by both backends. This file is
+// `include!`d by `sqlite.rs` and `postgres.rs`, each of which defines
+// `Db` (the sqlx database), `Store` (with `reader()` / `writer()` pools)
+// and the few dialect helpers used here. SQL is written once, in the
+// subset both dialects accept: `$n` placeholders, `ON CONFLICT`,
+// `RETURNING`, and explicit casts where result types differ.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use berth_core::access::{Role, Visibility};
+use berth_core::clock::Millis;
+use berth_core::error::{CoreError, CoreResult};
+use berth_core::model::*;
+use berth_core::ports::{BlobPresence, MetaStore, ProjectStore, RegistryStore, UserStore};
+use berth_core::query::*;
+use berth_oci::{Digest, Platform, Reference, RepoName, Tag};
+use bytes::Bytes;
+use sqlx::{QueryBuilder, Row};
+
+fn db(e: sqlx::Error) -> CoreError {
+    CoreError::Internal(format!("metadata store: {e}"))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn parse_digest(s: &str) -> CoreResult<Digest> {
+    Digest::parse(s).map_err(|_| CoreError::Internal(format!("corrupt digest in metadata store: {s:?}")))
+}
+
+fn json_map(s: &str) -> BTreeMap<String, String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
+}
+
+/// `%`, `_` and `\` in a user's search text match literally.
+fn like_pattern(text: &str, fuzzy: bool) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    if fuzzy {
+        out.push('%');
+    }
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    if fuzzy {
+        out.push('%');
+    }
+    out
+}
+
+fn push_text_match(qb: &mut QueryBuilder<'_, Db>, column: &str, m: &TextMatch) {
+    match m {
+        TextMatch::Exact(v) => {
+            qb.push(format!(" AND {column} = "));
+            qb.push_bind(v.clone());
+        }
+        TextMatch::Fuzzy(v) => {
+            qb.push(format!(" AND lower({column}) LIKE "));
+            qb.push_bind(like_pattern(v, true));
+            qb.push(" ESCAPE '\\'");
+        }
+    }
+}
+
+/// Restricts `projects p` to what `visibility` allows.
+fn push_visibility(qb: &mut QueryBuilder<'_, Db>, visibility: &Visibility) {
+    if let Visibility::Some { public, projects } = visibility {
+        qb.push(" AND (");
+        qb.push(if *public { "p.public = TRUE" } else { "1 = 0" });
+        if !projects.is_empty() {
+            qb.push(" OR p.id IN (");
+            let mut sep = qb.separated(", ");
+            for id in projects {
+                sep.push_bind(*id);
+            }
+            sep.push_unseparated(")");
+        }
+        qb.push(")");
+    }
+}
+
+fn push_order<F: Copy>(qb: &mut QueryBuilder<'_, Db>, sort: &[Sort<F>], column: impl Fn(F) -> &'static str, default: &str) {
+    qb.push(" ORDER BY ");
+    for s in sort {
+        qb.push(column(s.field));
+        qb.push(if s.descending { " DESC, " } else { " ASC, " });
+    }
+    qb.push(default);
+}
+
+const PROJECT_COLUMNS: &str = "p.id, p.name, p.owner_id, COALESCE(u.username, ''), p.public, p.metadata, p.registry_id, p.storage_limit, p.creation_time, p.update_time, (SELECT COUNT(*) FROM repositories r WHERE r.project_id = p.id)";
+
+type ProjectRow = (i64, String, i64, String, bool, String, Option<i64>, i64, i64, i64, i64);
+
+fn project_from(r: ProjectRow) -> Project {
+    Project {
+        id: r.0,
+        name: r.1,
+        owner_id: r.2,
+        owner_name: r.3,
+        public: r.4,
+        metadata: json_map(&r.5),
+        registry_id: r.6,
+        storage_limit: r.7,
+        creation_time: r.8,
+        update_time: r.9,
+        repo_count: r.10,
+    }
+}
+
+const REPOSITORY_COLUMNS: &str = "r.id, r.project_id, r.name, r.description, (SELECT COUNT(*) FROM artifacts a WHERE a.repository_id = r.id), r.pull_count, r.creation_time, r.update_time";
+
+type RepositoryRow = (i64, i64, String, String, i64, i64, i64, i64);
+
+fn repository_from(r: RepositoryRow) -> Repository {
+    Repository {
+        id: r.0,
+        project_id: r.1,
+        name: r.2,
+        description: r.3,
+        artifact_count: r.4,
+        pull_count: r.5,
+        creation_time: r.6,
+        update_time: r.7,
+    }
+}
+
+const ARTIFACT_COLUMNS: &str = "a.id, a.project_id, a.repository_id, r.name AS repository_name, a.digest, a.kind, a.media_type, a.manifest_media_type, a.artifact_type, a.size, a.manifest_size, a.subject_digest, a.annotations, a.extra_attrs, a.push_time, a.pull_time";
+
+#[derive(sqlx::FromRow)]
+struct ArtifactRow {
+    id: i64,
+    project_id: i64,
+    repository_id: i64,
+    repository_name: String,
+    digest: String,
+    kind: String,
+    media_type: String,
+    manifest_media_type: String,
+    artifact_type: String,
+    size: i64,
+    manifest_size: i64,
+    subject_digest: Option<String>,
+    annotations: String,
+    extra_attrs: String,
+    push_time: i64,
+    pull_time: Option<i64>,
+}
+
+impl ArtifactRow {
+    fn into_artifact(self) -> CoreResult<Artifact> {
+        Ok(Artifact {
+            id: self.id,
+            project_id: self.project_id,
+            repository_id: self.repository_id,
+            repository_name: self.repository_name,
+            digest: parse_digest(&self.digest)?,
+            kind: self.kind,
+            media_type: self.media_type,
+            manifest_media_type: self.manifest_media_type,
+            artifact_type: self.artifact_type,
+            size: self.size,
+            manifest_size: self.manifest_size,
+            subject: self.subject_digest.as_deref().map(parse_digest).transpose()?,
+            annotations: json_map(&self.annotations),
+            extra_attrs: serde_json::from_str(&self.extra_attrs).unwrap_or(serde_json::Value::Null),
+            push_time: self.push_time,
+            pull_time: self.pull_time,
+            tags: vec![],
+            references: vec![],
+        })
+    }
+}
+
+type UploadRow = (String, i64, String, i64, Vec<u8>, String, String, i64, i64);
+
+fn upload_from(r: UploadRow) -> Upload {
+    Upload {
+        id: r.0,
+        project_id: r.1,
+        repository: r.2,
+        size: r.3 as u64,
+        hash_state: r.4,
+        backend_state: r.5,
+        owner: r.6,
+        creation_time: r.7,
+        update_time: r.8,
+    }
+}
+
+const UPLOAD_COLUMNS: &str = "id, project_id, repository, size, hash_state, backend_state, owner, creation_time, update_time";
+
+type UserRow = (i64, String, String, String, String, String, bool, i64, i64);
+
+fn user_from(r: UserRow) -> User {
+    User {
+        id: r.0,
+        username: r.1,
+        email: r.2,
+        realname: r.3,
+        comment: r.4,
+        password_hash: r.5,
+        sysadmin: r.6,
+        creation_time: r.7,
+        update_time: r.8,
+    }
+}
+
+const USER_COLUMNS: &str = "id, username, email, realname, comment, password_hash, sysadmin, creation_time, update_time";
+
+impl Store {
+    /// Tags and references of the given artifacts, attached in place.
+    async fn attach_details(&self, artifacts: &mut [Artifact]) -> CoreResult<()> {
+        if artifacts.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = artifacts.iter().map(|a| a.id).collect();
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT id, repository_id, artifact_id, name, push_time, pull_time FROM tags WHERE artifact_id IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for id in &ids {
+            sep.push_bind(*id);
+        }
+        sep.push_unseparated(") ORDER BY push_time DESC, id DESC");
+        let tags: Vec<(i64, i64, i64, String, i64, Option<i64>)> =
+            qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT parent_id, child_id, child_digest, platform, annotations, urls FROM artifact_references WHERE parent_id IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for id in &ids {
+            sep.push_bind(*id);
+        }
+        sep.push_unseparated(") ORDER BY parent_id, child_digest");
+        let refs: Vec<(i64, i64, String, Option<String>, Option<String>, Option<String>)> =
+            qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        let mut by_id: HashMap<i64, &mut Artifact> = artifacts.iter_mut().map(|a| (a.id, a)).collect();
+        for t in tags {
+            if let Some(a) = by_id.get_mut(&t.2) {
+                a.tags.push(TagRecord {
+                    id: t.0,
+                    repository_id: t.1,
+                    artifact_id: t.2,
+                    name: t.3,
+                    push_time: t.4,
+                    pull_time: t.5,
+                });
+            }
+        }
+        for r in refs {
+            if let Some(a) = by_id.get_mut(&r.0) {
+                a.references.push(ArtifactReference {
+                    parent_id: r.0,
+                    child_id: Some(r.1),
+                    child_digest: parse_digest(&r.2)?,
+                    platform: r.3.as_deref().and_then(|p| serde_json::from_str::<Platform>(p).ok()),
+                    annotations: r.4.as_deref().and_then(|p| serde_json::from_str(p).ok()),
+                    urls: r.5.as_deref().and_then(|p| serde_json::from_str(p).ok()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the artifacts with `ids` (their tags, blob and child
+    /// references cascade), plus, recursively, their accessories and the
+    /// children of deleted indexes that nothing else references or tags.
+    /// Refuses if something outside the set still references one of them.
+    async fn delete_artifacts_deep(
+        tx: &mut sqlx::Transaction<'_, Db>,
+        repository_id: i64,
+        start: Vec<i64>,
+        check_parents: bool,
+    ) -> CoreResult<DeletedArtifacts> {
+        let mut set: Vec<i64> = vec![];
+        let mut queue = start;
+        while let Some(id) = queue.pop() {
+            if set.contains(&id) {
+                continue;
+            }
+            set.push(id);
+            let digest: (String,) = sqlx::query_as("SELECT digest FROM artifacts WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db)?;
+            let accessories: Vec<(i64,)> =
+                sqlx::query_as("SELECT id FROM artifacts WHERE repository_id = $1 AND subject_digest = $2")
+                    .bind(repository_id)
+                    .bind(&digest.0)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(db)?;
+            queue.extend(accessories.into_iter().map(|r| r.0));
+            let children: Vec<(i64,)> = sqlx::query_as(
+                "SELECT ar.child_id FROM artifact_references ar WHERE ar.parent_id = $1
+                   AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = ar.child_id)
+                   AND NOT EXISTS (SELECT 1 FROM artifact_references o WHERE o.child_id = ar.child_id AND o.parent_id <> $1)",
+            )
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db)?;
+            queue.extend(children.into_iter().map(|r| r.0));
+        }
+        if check_parents {
+            for id in &set {
+                let parents: Vec<(i64,)> = sqlx::query_as("SELECT parent_id FROM artifact_references WHERE child_id = $1")
+                    .bind(*id)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                if parents.iter().any(|p| !set.contains(&p.0)) {
+                    return Err(CoreError::Precondition(
+                        "the artifact is referenced by an index; delete the index first".into(),
+                    ));
+                }
+            }
+        }
+        let mut deleted = DeletedArtifacts::default();
+        // Parents first, so that child references are gone before children.
+        for id in &set {
+            let digest: (String,) = sqlx::query_as("SELECT digest FROM artifacts WHERE id = $1")
+                .bind(*id)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db)?;
+            let tags: Vec<(String,)> = sqlx::query_as("SELECT name FROM tags WHERE artifact_id = $1 ORDER BY name")
+                .bind(*id)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db)?;
+            sqlx::query("DELETE FROM artifact_references WHERE parent_id = $1")
+                .bind(*id)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+            deleted
+                .artifacts
+                .push((parse_digest(&digest.0)?, tags.into_iter().map(|t| t.0).collect()));
+        }
+        for id in &set {
+            sqlx::query("DELETE FROM artifacts WHERE id = $1")
+                .bind(*id)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
+        Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl UserStore for Store {
+    async fn create_user(&self, user: &NewUser) -> CoreResult<User> {
+        let now = berth_core::clock::now();
+        let row: Result<UserRow, _> = sqlx::query_as(&format!(
+            "INSERT INTO users (username, email, realname, comment, password_hash, sysadmin, creation_time, update_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(&user.username)
+        .bind(&user.email)
+        .bind(&user.realname)
+        .bind(&user.comment)
+        .bind(&user.password_hash)
+        .bind(user.sysadmin)
+        .bind(now)
+        .fetch_one(self.writer())
+        .await;
+        match row {
+            Ok(r) => Ok(user_from(r)),
+            Err(e) if is_unique_violation(&e) => Err(CoreError::Conflict(format!("username {} is already used", user.username))),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn user_by_name(&self, username: &str) -> CoreResult<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1 AND NOT deleted"
+        ))
+        .bind(username)
+        .fetch_optional(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(row.map(user_from))
+    }
+
+    async fn user_by_id(&self, id: UserId) -> CoreResult<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND NOT deleted"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(row.map(user_from))
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> CoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = $1, update_time = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(berth_core::clock::now())
+            .bind(id)
+            .execute(self.writer())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn roles_of_user(&self, id: UserId) -> CoreResult<HashMap<ProjectId, Vec<Role>>> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT project_id, role FROM project_members WHERE entity_type = 'u' AND entity_id = $1")
+                .bind(id)
+                .fetch_all(self.reader())
+                .await
+                .map_err(db)?;
+        let mut out: HashMap<ProjectId, Vec<Role>> = HashMap::new();
+        for (project, role) in rows {
+            if let Some(role) = Role::from_id(role) {
+                out.entry(project).or_default().push(role);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ProjectStore for Store {
+    async fn create_project(&self, project: &NewProject) -> CoreResult<Project> {
+        let now = berth_core::clock::now();
+        let mut tx = self.writer().begin().await.map_err(db)?;
+        let id: Result<(i64,), _> = sqlx::query_as(
+            "INSERT INTO projects (name, owner_id, public, metadata, registry_id, storage_limit, creation_time, update_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(project.name.as_str())
+        .bind(project.owner_id)
+        .bind(project.public)
+        .bind(to_json(&project.metadata))
+        .bind(project.registry_id)
+        .bind(project.storage_limit)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let id = match id {
+            Ok(r) => r.0,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(CoreError::Conflict(format!(
+                    "The project named {} already exists",
+                    project.name
+                )))
+            }
+            Err(e) => return Err(db(e)),
+        };
+        sqlx::query(
+            "INSERT INTO project_members (project_id, entity_type, entity_id, role, creation_time, update_time)
+             VALUES ($1, 'u', $2, $3, $4, $4)",
+        )
+        .bind(id)
+        .bind(project.owner_id)
+        .bind(Role::ProjectAdmin.id())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        self.project_by_id(id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("created project vanished".into()))
+    }
+
+    async fn project_by_name(&self, name: &str) -> CoreResult<Option<Project>> {
+        let row: Option<ProjectRow> = sqlx::query_as(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p LEFT JOIN users u ON u.id = p.owner_id WHERE p.name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(row.map(project_from))
+    }
+
+    async fn project_by_id(&self, id: ProjectId) -> CoreResult<Option<Project>> {
+        let row: Option<ProjectRow> = sqlx::query_as(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p LEFT JOIN users u ON u.id = p.owner_id WHERE p.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(row.map(project_from))
+    }
+
+    async fn list_projects(&self, query: &ProjectQuery, page: Page) -> CoreResult<(Vec<Project>, i64)> {
+        fn filters(qb: &mut QueryBuilder<'_, Db>, query: &ProjectQuery) {
+            qb.push(" FROM projects p LEFT JOIN users u ON u.id = p.owner_id WHERE 1 = 1");
+            if let Some(m) = &query.name {
+                push_text_match(qb, "p.name", m);
+            }
+            if let Some(public) = query.public {
+                qb.push(" AND p.public = ");
+                qb.push_bind(public);
+            }
+            if let Some(owner) = &query.owner {
+                qb.push(" AND u.username = ");
+                qb.push_bind(owner.clone());
+            }
+            push_visibility(qb, &query.visibility);
+        }
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*)");
+        filters(&mut count, query);
+        let total: (i64,) = count.build_query_as().fetch_one(self.reader()).await.map_err(db)?;
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {PROJECT_COLUMNS}"));
+        filters(&mut qb, query);
+        push_order(
+            &mut qb,
+            &query.sort,
+            |f| match f {
+                ProjectSortField::Id => "p.id",
+                ProjectSortField::Name => "p.name",
+                ProjectSortField::CreationTime => "p.creation_time",
+                ProjectSortField::UpdateTime => "p.update_time",
+            },
+            "p.name ASC",
+        );
+        qb.push(" LIMIT ");
+        qb.push_bind(page.size as i64);
+        qb.push(" OFFSET ");
+        qb.push_bind(page.offset().min(i64::MAX as u64) as i64);
+        let rows: Vec<ProjectRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        Ok((rows.into_iter().map(project_from).collect(), total.0))
+    }
+
+    async fn update_project(&self, id: ProjectId, public: bool, metadata: &BTreeMap<String, String>) -> CoreResult<()> {
+        sqlx::query("UPDATE projects SET public = $1, metadata = $2, update_time = $3 WHERE id = $4")
+            .bind(public)
+            .bind(to_json(metadata))
+            .bind(berth_core::clock::now())
+            .bind(id)
+            .execute(self.writer())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_project(&self, id: ProjectId) -> CoreResult<Vec<Upload>> {
+        let mut tx = self.writer().begin().await.map_err(db)?;
+        let repos: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM repositories WHERE project_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        if repos.0 > 0 {
+            return Err(CoreError::Precondition(
+                "the project contains repositories, can not be deleted".into(),
+            ));
+        }
+        let uploads: Vec<UploadRow> = sqlx::query_as(&format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE project_id = $1"))
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        for stmt in [
+            "DELETE FROM uploads WHERE project_id = $1",
+            "DELETE FROM repository_blobs WHERE project_id = $1",
+            "DELETE FROM project_members WHERE project_id = $1",
+            "DELETE FROM projects WHERE id = $1",
+        ] {
+            sqlx::query(stmt).bind(id).execute(&mut *tx).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(uploads.into_iter().map(upload_from).collect())
+    }
+
+    async fn project_summary(&self, id: ProjectId) -> CoreResult<ProjectSummary> {
+        let repo_count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM repositories WHERE project_id = $1")
+            .bind(id)
+            .fetch_one(self.reader())
+            .await
+            .map_err(db)?;
+        let artifact_count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM artifacts WHERE project_id = $1")
+            .bind(id)
+            .fetch_one(self.reader())
+            .await
+            .map_err(db)?;
+        let members: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT role, COUNT(*) FROM project_members WHERE project_id = $1 GROUP BY role")
+                .bind(id)
+                .fetch_all(self.reader())
+                .await
+                .map_err(db)?;
+        let used: (i64,) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) FROM blobs b
+             WHERE b.digest IN (SELECT rb.digest FROM repository_blobs rb WHERE rb.project_id = $1)",
+        )
+        .bind(id)
+        .fetch_one(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(ProjectSummary {
+            repo_count: repo_count.0,
+            artifact_count: artifact_count.0,
+            member_counts: members
+                .into_iter()
+                .filter_map(|(r, n)| Role::from_id(r).map(|r| (r, n)))
+                .collect(),
+            storage_used: used.0,
+        })
+    }
+
+    async fn list_repositories(&self, query: &RepositoryQuery, page: Page) -> CoreResult<(Vec<Repository>, i64)> {
+        fn filters(qb: &mut QueryBuilder<'_, Db>, query: &RepositoryQuery) {
+            qb.push(" FROM repositories r JOIN projects p ON p.id = r.project_id WHERE 1 = 1");
+            if let Some(pid) = query.project_id {
+                qb.push(" AND r.project_id = ");
+                qb.push_bind(pid);
+            }
+            if let Some(m) = &query.name {
+                push_text_match(qb, "r.name", m);
+            }
+            push_visibility(qb, &query.visibility);
+        }
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*)");
+        filters(&mut count, query);
+        let total: (i64,) = count.build_query_as().fetch_one(self.reader()).await.map_err(db)?;
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {REPOSITORY_COLUMNS}"));
+        filters(&mut qb, query);
+        push_order(
+            &mut qb,
+            &query.sort,
+            |f| match f {
+                RepositorySortField::Id => "r.id",
+                RepositorySortField::Name => "r.name",
+                RepositorySortField::CreationTime => "r.creation_time",
+                RepositorySortField::UpdateTime => "r.update_time",
+                RepositorySortField::PullCount => "r.pull_count",
+            },
+            "r.creation_time DESC, r.id DESC",
+        );
+        qb.push(" LIMIT ");
+        qb.push_bind(page.size as i64);
+        qb.push(" OFFSET ");
+        qb.push_bind(page.offset().min(i64::MAX as u64) as i64);
+        let rows: Vec<RepositoryRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        Ok((rows.into_iter().map(repository_from).collect(), total.0))
+    }
+
+    async fn repository_by_name(&self, name: &str) -> CoreResult<Option<Repository>> {
+        let row: Option<RepositoryRow> =
+            sqlx::query_as(&format!("SELECT {REPOSITORY_COLUMNS} FROM repositories r WHERE r.name = $1"))
+                .bind(name)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(db)?;
+        Ok(row.map(repository_from))
+    }
+
+    async fn update_repository_description(&self, id: RepositoryId, description: &str) -> CoreResult<()> {
+        sqlx::query("UPDATE repositories SET description = $1, update_time = $2 WHERE id = $3")
+            .bind(description)
+            .bind(berth_core::clock::now())
+            .bind(id)
+            .execute(self.writer())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_repository(&self, id: RepositoryId) -> CoreResult<DeletedArtifacts> {
+        let mut tx = self.writer().begin().await.map_err(db)?;
+        let name: Option<(String,)> = sqlx::query_as("SELECT name FROM repositories WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let Some((name,)) = name else {
+            return Err(CoreError::RepositoryNotFound(id.to_string()));
+        };
+        let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM artifacts WHERE repository_id = $1")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let deleted = Self::delete_artifacts_deep(&mut tx, id, ids.into_iter().map(|r| r.0).collect(), false).await?;
+        sqlx::query("DELETE FROM repository_blobs WHERE repository = $1")
+            .bind(&name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM uploads WHERE repository = $1")
+            .bind(&name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("DELETE FROM repositories WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(deleted)
+    }
+
+    async fn list_artifacts(&self, query: &ArtifactQuery, page: Page) -> CoreResult<(Vec<Artifact>, i64)> {
+        fn filters(qb: &mut QueryBuilder<'_, Db>, query: &ArtifactQuery) {
+            qb.push(" FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE a.repository_id = ");
+            qb.push_bind(query.repository_id);
+            // Index children are shown under their index, accessories under
+            // their subject, as Harbor lists them.
+            qb.push(
+                " AND NOT EXISTS (SELECT 1 FROM artifact_references ar WHERE ar.child_id = a.id)
+                  AND (a.subject_digest IS NULL OR NOT EXISTS (SELECT 1 FROM artifacts s WHERE s.repository_id = a.repository_id AND s.digest = a.subject_digest))",
+            );
+            match &query.tags {
+                None => {}
+                Some(TagFilter::Tagged) => {
+                    qb.push(" AND EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id)");
+                }
+                Some(TagFilter::Untagged) => {
+                    qb.push(" AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id)");
+                }
+                Some(TagFilter::Name(m)) => {
+                    qb.push(" AND EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id");
+                    push_text_match(qb, "t.name", m);
+                    qb.push(")");
+                }
+            }
+            if let Some(d) = &query.digest {
+                qb.push(" AND a.digest = ");
+                qb.push_bind(d.as_str().to_owned());
+            }
+            if let Some(k) = &query.kind {
+                qb.push(" AND a.kind = ");
+                qb.push_bind(k.clone());
+            }
+            if let Some(m) = &query.media_type {
+                push_text_match(qb, "a.media_type", m);
+            }
+        }
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*)");
+        filters(&mut count, query);
+        let total: (i64,) = count.build_query_as().fetch_one(self.reader()).await.map_err(db)?;
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {ARTIFACT_COLUMNS}"));
+        filters(&mut qb, query);
+        push_order(
+            &mut qb,
+            &query.sort,
+            |f| match f {
+                ArtifactSortField::Id => "a.id",
+                ArtifactSortField::PushTime => "a.push_time",
+                ArtifactSortField::PullTime => "a.pull_time",
+                ArtifactSortField::Size => "a.size",
+                ArtifactSortField::Digest => "a.digest",
+            },
+            "a.push_time DESC, a.id DESC",
+        );
+        qb.push(" LIMIT ");
+        qb.push_bind(page.size as i64);
+        qb.push(" OFFSET ");
+        qb.push_bind(page.offset().min(i64::MAX as u64) as i64);
+        let rows: Vec<ArtifactRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        let mut artifacts = rows.into_iter().map(ArtifactRow::into_artifact).collect::<CoreResult<Vec<_>>>()?;
+        self.attach_details(&mut artifacts).await?;
+        Ok((artifacts, total.0))
+    }
+
+    async fn artifact_by_reference(&self, repository_id: RepositoryId, reference: &Reference) -> CoreResult<Option<Artifact>> {
+        let row: Option<ArtifactRow> = match reference {
+            Reference::Digest(d) => sqlx::query_as(&format!(
+                "SELECT {ARTIFACT_COLUMNS} FROM artifacts a JOIN repositories r ON r.id = a.repository_id
+                 WHERE a.repository_id = $1 AND a.digest = $2"
+            ))
+            .bind(repository_id)
+            .bind(d.as_str())
+            .fetch_optional(self.reader())
+            .await
+            .map_err(db)?,
+            Reference::Tag(t) => sqlx::query_as(&format!(
+                "SELECT {ARTIFACT_COLUMNS} FROM tags t JOIN artifacts a ON a.id = t.artifact_id
+                 JOIN repositories r ON r.id = a.repository_id WHERE t.repository_id = $1 AND t.name = $2"
+            ))
+            .bind(repository_id)
+            .bind(t.as_str())
+            .fetch_optional(self.reader())
+            .await
+            .map_err(db)?,
+        };
+        let Some(row) = row else { return Ok(None) };
+        let mut v = vec![row.into_artifact()?];
+        self.attach_details(&mut v).await?;
+        Ok(v.pop())
+    }
+
+    async fn create_tag(&self, artifact: &Artifact, tag: &Tag, now: Millis) -> CoreResult<TagRecord> {
+        let row: Result<(i64,), _> = sqlx::query_as(
+            "INSERT INTO tags (repository_id, artifact_id, name, push_time) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(artifact.repository_id)
+        .bind(artifact.id)
+        .bind(tag.as_str())
+        .bind(now)
+        .fetch_one(self.writer())
+        .await;
+        match row {
+            Ok((id,)) => Ok(TagRecord {
+                id,
+                repository_id: artifact.repository_id,
+                artifact_id: artifact.id,
+                name: tag.as_str().to_owned(),
+                push_time: now,
+                pull_time: None,
+            }),
+            Err(e) if is_unique_violation(&e) => Err(CoreError::Conflict(format!("the tag {tag} already exists"))),
+            Err(e) => Err(db(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl RegistryStore for Store {
+    async fn linked_blob(&self, repository: &RepoName, digest: &Digest) -> CoreResult<Option<(BlobInfo, BlobStatus)>> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT b.size, b.status FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+             WHERE rb.repository = $1 AND rb.digest = $2",
+        )
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .fetch_optional(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(row.map(|(size, status)| (BlobInfo { size: size as u64 }, BlobStatus::parse(&status))))
+    }
+
+    async fn touch_blob(&self, digest: &Digest, now: Millis) -> CoreResult<BlobPresence> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE blobs SET status = 'none', update_time = $1 WHERE digest = $2 AND status <> 'deleting' RETURNING size",
+        )
+        .bind(now)
+        .bind(digest.as_str())
+        .fetch_optional(self.writer())
+        .await
+        .map_err(db)?;
+        if let Some((size,)) = row {
+            return Ok(BlobPresence::Present { size: size as u64 });
+        }
+        let exists: Option<(String,)> = sqlx::query_as("SELECT status FROM blobs WHERE digest = $1")
+            .bind(digest.as_str())
+            .fetch_optional(self.writer())
+            .await
+            .map_err(db)?;
+        Ok(match exists {
+            Some(_) => BlobPresence::Deleting,
+            None => BlobPresence::Absent,
+        })
+    }
+
+    async fn commit_blob(
+        &self,
+        project_id: ProjectId,
+        repository: &RepoName,
+        digest: &Digest,
+        size: u64,
+        upload_id: Option<&str>,
+        now: Millis,
+    ) -> CoreResult<()> {
+        let mut tx = self.writer().begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, status, creation_time, update_time) VALUES ($1, $2, 'none', $3, $3)
+             ON CONFLICT (digest) DO UPDATE SET status = 'none', update_time = excluded.update_time",
+        )
+        .bind(digest.as_str())
+        .bind(size as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (repository, digest) DO NOTHING",
+        )
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .bind(project_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if let Some(id) = upload_id {
+            sqlx::query("DELETE FROM uploads WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn mount_blob(
+        &self,
+        project_id: ProjectId,
+        repository: &RepoName,
+        from: &RepoName,
+        digest: &Digest,
+        now: Millis,
+    ) -> CoreResult<Option<BlobInfo>> {
+        let mut tx = self.writer().begin().await.map_err(db)?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "UPDATE blobs SET status = 'none', update_time = $1 WHERE digest = $2 AND status <> 'deleting'
+               AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository = $3 AND rb.digest = $2)
+             RETURNING size",
+        )
+        .bind(now)
+        .bind(digest.as_str())
+        .bind(from.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some((size,)) = row else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (repository, digest) DO NOTHING",
+        )
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .bind(project_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(BlobInfo { size: size as u64 }))
+    }
+
+    async fn unlink_blob(&self, repository: &RepoName, digest: &Digest) -> CoreResult<bool> {
+        let r = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
+            .bind(repository.as_str())
+            .bind(digest.as_str())
+            .execute(self.writer())
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn create_upload(&self, upload: &Upload) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO uploads (id, project_id, repository, size, hash_state, backend_state, owner, creation_time, update_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&upload.id)
+        .bind(upload.project_id)
+        .bind(&upload.repository)
+        .bind(upload.size as i64)
+        .bind(&upload.hash_state)
+        .bind(&upload.backend_state)
+        .bind(&upload.owner)
+        .bind(upload.creation_time)
+        .bind(upload.update_time)
+        .execute(self.writer())
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn get_upload(&self, repository: &RepoName, id: &str) -> CoreResult<Option<Upload>> {
+        let row: Option<UploadRow> =
+            sqlx::query_as(&format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1 AND repository = $2"))
+                .bind(id)
+                .bind(repository.as_str())
+                .fetch_optional(self.reader())
+                .await
+                .map_err(db)?;
+        Ok(row.map(upload_from))
+    }
+
+    async fn claim_upload(&self, repository: &RepoName, id: &str, owner: &str, until: Millis, now: Millis) -> CoreResult<UploadClaim> {
+        let row: Option<UploadRow> = sqlx::query_as(&format!(
+            "UPDATE uploads SET lease_owner = $1, lease_until = $2
+             WHERE id = $3 AND repository = $4 AND (lease_until IS NULL OR lease_until < $5)
+             RETURNING {UPLOAD_COLUMNS}"
+        ))
+        .bind(owner)
+        .bind(until)
+        .bind(id)
+        .bind(repository.as_str())
+        .bind(now)
+        .fetch_optional(self.writer())
+        .await
+        .map_err(db)?;
+        if let Some(r) = row {
+            return Ok(UploadClaim::Claimed(upload_from(r)));
+        }
+        Ok(match self.get_upload(repository, id).await? {
+            Some(_) => UploadClaim::Busy,
+            None => UploadClaim::NotFound,
+        })
+    }
+
+    async fn save_upload(
+        &self,
+        id: &str,
+        owner: &str,
+        size: u64,
+        hash_state: &[u8],
+        backend_state: &str,
+        now: Millis,
+    ) -> CoreResult<()> {
+        let r = sqlx::query(
+            "UPDATE uploads SET size = $1, hash_state = $2, backend_state = $3, update_time = $4, lease_owner = NULL, lease_until = NULL
+             WHERE id = $5 AND lease_owner = $6",
+        )
+        .bind(size as i64)
+        .bind(hash_state)
+        .bind(backend_state)
+        .bind(now)
+        .bind(id)
+        .bind(owner)
+        .execute(self.writer())
+        .await
+        .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Err(CoreError::UploadBusy);
+        }
+        Ok(())
+    }
+
+    async fn renew_upload(&self, id: &str, owner: &str, until: Millis) -> CoreResult<bool> {
+        let r = sqlx::query("UPDATE uploads SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+            .bind(until)
+            .bind(id)
+            .bind(owner)
+            .execute(self.writer())
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn release_upload(&self, id: &str, owner: &str) -> CoreResult<()> {
+        sqlx::query("UPDATE uploads SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
+            .bind(id)
+            .bind(owner)
+            .execute(self.writer())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_upload(&self, id: &str) -> CoreResult<Option<Upload>> {
+        let row: Option<UploadRow> = sqlx::query_as(&format!("DELETE FROM uploads WHERE id = $1 RETURNING {UPLOAD_COLUMNS}"))
+            .bind(id)
+            .fetch_optional(self.writer())
+            .await
+            .map_err(db)?;
+        Ok(row.map(upload_from))
+    }
+
+    async fn put_manifest(&self, a: &NewArtifact) -> CoreResult<PutManifestOutcome> {
+        let now = a.push_time;
+        let mut tx = self.writer().begin().await.map_err(db)?;
+        // Every referenced blob must be linked to this repository and not
+        // being swept. Touching it here (a row lock on PostgreSQL) keeps GC
+        // from sweeping it until this transaction is over.
+        let mut size: i64 = a.body.len() as i64 + a.foreign_size;
+        for d in &a.blobs {
+            let row: Option<(i64,)> = sqlx::query_as(
+                "UPDATE blobs SET status = 'none', update_time = $1 WHERE digest = $2 AND status <> 'deleting'
+                   AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository = $3 AND rb.digest = $2)
+                 RETURNING size",
+            )
+            .bind(now)
+            .bind(d.as_str())
+            .bind(a.repository.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            match row {
+                Some((s,)) => size += s,
+                None => return Err(CoreError::ManifestBlobUnknown(d.clone())),
+            }
+        }
+        let repo_id: (i64,) = match sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = $1")
+            .bind(a.repository.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+        {
+            Some(r) => r,
+            None => sqlx::query_as(
+                "INSERT INTO repositories (project_id, name, creation_time, update_time) VALUES ($1, $2, $3, $3) RETURNING id",
+            )
+            .bind(a.project_id)
+            .bind(a.repository.as_str())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?,
+        };
+        let repo_id = repo_id.0;
+        let mut children: Vec<(i64, &NewChild)> = Vec::with_capacity(a.children.len());
+        for c in &a.children {
+            let row: Option<(i64, i64)> =
+                sqlx::query_as("SELECT id, size FROM artifacts WHERE repository_id = $1 AND digest = $2")
+                    .bind(repo_id)
+                    .bind(c.digest.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            match row {
+                Some((id, s)) => {
+                    if !children.iter().any(|(cid, _)| *cid == id) {
+                        size += s;
+                    }
+                    children.push((id, c));
+                }
+                None => return Err(CoreError::ManifestBlobUnknown(c.digest.clone())),
+            }
+        }
+        sqlx::query(
+            "INSERT INTO manifests (digest, media_type, body, creation_time) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(a.digest.as_str())
+        .bind(&a.manifest_media_type)
+        .bind(a.body.as_ref())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let existing: Option<(i64,)> = sqlx::query_as("SELECT id FROM artifacts WHERE repository_id = $1 AND digest = $2")
+            .bind(repo_id)
+            .bind(a.digest.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let (artifact_id, created) = match existing {
+            Some((id,)) => {
+                sqlx::query("UPDATE artifacts SET push_time = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                (id, false)
+            }
+            None => {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO artifacts (project_id, repository_id, digest, kind, media_type, manifest_media_type, artifact_type,
+                        size, manifest_size, subject_digest, annotations, extra_attrs, push_time)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                )
+                .bind(a.project_id)
+                .bind(repo_id)
+                .bind(a.digest.as_str())
+                .bind(&a.kind)
+                .bind(&a.media_type)
+                .bind(&a.manifest_media_type)
+                .bind(&a.artifact_type)
+                .bind(size)
+                .bind(a.body.len() as i64)
+                .bind(a.subject.as_ref().map(|s| s.as_str().to_owned()))
+                .bind(to_json(&a.annotations))
+                .bind(a.extra_attrs.to_string())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                for d in &a.blobs {
+                    sqlx::query("INSERT INTO artifact_blobs (artifact_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(id)
+                        .bind(d.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+                for (child_id, c) in &children {
+                    sqlx::query(
+                        "INSERT INTO artifact_references (parent_id, child_id, child_digest, platform, annotations, urls)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(*child_id)
+                    .bind(c.digest.as_str())
+                    .bind(c.platform.as_ref().map(to_json))
+                    .bind(c.annotations.as_ref().map(to_json))
+                    .bind(c.urls.as_ref().map(to_json))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                (id, true)
+            }
+        };
+        let mut previous_tag_target = None;
+        if let Some(tag) = &a.tag {
+            let prev: Option<(i64, String)> = sqlx::query_as(
+                "SELECT t.artifact_id, a.digest FROM tags t JOIN artifacts a ON a.id = t.artifact_id
+                 WHERE t.repository_id = $1 AND t.name = $2",
+            )
+            .bind(repo_id)
+            .bind(tag.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            match prev {
+                Some((prev_id, _)) if prev_id == artifact_id => {
+                    sqlx::query("UPDATE tags SET push_time = $1 WHERE repository_id = $2 AND name = $3")
+                        .bind(now)
+                        .bind(repo_id)
+                        .bind(tag.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+                Some((_, prev_digest)) => {
+                    sqlx::query("UPDATE tags SET artifact_id = $1, push_time = $2, pull_time = NULL WHERE repository_id = $3 AND name = $4")
+                        .bind(artifact_id)
+                        .bind(now)
+                        .bind(repo_id)
+                        .bind(tag.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    previous_tag_target = Some(parse_digest(&prev_digest)?);
+                }
+                None => {
+                    sqlx::query("INSERT INTO tags (repository_id, artifact_id, name, push_time) VALUES ($1, $2, $3, $4)")
+                        .bind(repo_id)
+                        .bind(artifact_id)
+                        .bind(tag.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+            }
+        }
+        sqlx::query("UPDATE repositories SET update_time = $1 WHERE id = $2")
+            .bind(now)
+            .bind(repo_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(PutManifestOutcome {
+            artifact_id,
+            created,
+            previous_tag_target,
+        })
+    }
+
+    async fn resolve_manifest(&self, repository: &RepoName, reference: &Reference) -> CoreResult<Option<ManifestRecord>> {
+        let row = match reference {
+            Reference::Tag(t) => sqlx::query(
+                "SELECT r.id, a.id, a.digest, m.media_type, m.body, a.subject_digest FROM repositories r
+                 JOIN tags t ON t.repository_id = r.id JOIN artifacts a ON a.id = t.artifact_id
+                 JOIN manifests m ON m.digest = a.digest WHERE r.name = $1 AND t.name = $2",
+            )
+            .bind(repository.as_str())
+            .bind(t.as_str())
+            .fetch_optional(self.reader())
+            .await
+            .map_err(db)?,
+            Reference::Digest(d) => sqlx::query(
+                "SELECT r.id, a.id, a.digest, m.media_type, m.body, a.subject_digest FROM repositories r
+                 JOIN artifacts a ON a.repository_id = r.id JOIN manifests m ON m.digest = a.digest
+                 WHERE r.name = $1 AND a.digest = $2",
+            )
+            .bind(repository.as_str())
+            .bind(d.as_str())
+            .fetch_optional(self.reader())
+            .await
+            .map_err(db)?,
+        };
+        let Some(row) = row else { return Ok(None) };
+        let digest: String = row.try_get(2).map_err(db)?;
+        let subject: Option<String> = row.try_get(5).map_err(db)?;
+        Ok(Some(ManifestRecord {
+            repository_id: row.try_get(0).map_err(db)?,
+            artifact_id: row.try_get(1).map_err(db)?,
+            digest: parse_digest(&digest)?,
+            media_type: row.try_get(3).map_err(db)?,
+            body: Bytes::from(row.try_get::<Vec<u8>, _>(4).map_err(db)?),
+            subject: subject.as_deref().map(parse_digest).transpose()?,
+        }))
+    }
+
+    async fn delete_manifest(&self, repository: &RepoName, digest: &Digest) -> CoreResult<DeletedArtifacts> {
+        let mut tx = self.writer().begin().await.map_err(db)?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT a.id, r.id FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
+        )
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some((artifact_id, repo_id)) = row else {
+            return Ok(DeletedArtifacts::default());
+        };
+        let deleted = Self::delete_artifacts_deep(&mut tx, repo_id, vec![artifact_id], true).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(deleted)
+    }
+
+    async fn delete_tag(&self, repository: &RepoName, tag: &Tag) -> CoreResult<bool> {
+        let r = sqlx::query(
+            "DELETE FROM tags WHERE name = $1 AND repository_id = (SELECT id FROM repositories WHERE name = $2)",
+        )
+        .bind(tag.as_str())
+        .bind(repository.as_str())
+        .execute(self.writer())
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn list_tags(&self, repository: &RepoName, last: Option<&str>, limit: u64) -> CoreResult<Option<Vec<String>>> {
+        let repo: Option<(i64,)> = sqlx::query_as("SELECT id FROM repositories WHERE name = $1")
+            .bind(repository.as_str())
+            .fetch_optional(self.reader())
+            .await
+            .map_err(db)?;
+        let Some((repo_id,)) = repo else {
+            return Ok(None);
+        };
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repo_id)
+        .bind(last.unwrap_or(""))
+        .bind(limit.min(i64::MAX as u64) as i64)
+        .fetch_all(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(Some(rows.into_iter().map(|r| r.0).collect()))
+    }
+
+    async fn referrers(&self, repository: &RepoName, subject: &Digest, artifact_type: Option<&str>) -> CoreResult<Vec<Referrer>> {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT a.digest, a.manifest_media_type, a.artifact_type, a.manifest_size, a.annotations
+             FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE r.name = ",
+        );
+        qb.push_bind(repository.as_str().to_owned());
+        qb.push(" AND a.subject_digest = ");
+        qb.push_bind(subject.as_str().to_owned());
+        if let Some(t) = artifact_type {
+            qb.push(" AND a.artifact_type = ");
+            qb.push_bind(t.to_owned());
+        }
+        qb.push(" ORDER BY a.push_time, a.id");
+        let rows: Vec<(String, String, String, i64, String)> =
+            qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Referrer {
+                    digest: parse_digest(&r.0)?,
+                    media_type: r.1,
+                    artifact_type: r.2,
+                    size: r.3,
+                    annotations: json_map(&r.4),
+                })
+            })
+            .collect()
+    }
+
+    async fn catalog(&self, visibility: &Visibility, last: Option<&str>, limit: u64) -> CoreResult<Vec<String>> {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT r.name FROM repositories r JOIN projects p ON p.id = r.project_id WHERE r.name > ",
+        );
+        qb.push_bind(last.unwrap_or("").to_owned());
+        push_visibility(&mut qb, visibility);
+        qb.push(" ORDER BY r.name LIMIT ");
+        qb.push_bind(limit.min(i64::MAX as u64) as i64);
+        let rows: Vec<(String,)> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    async fn record_pulls(&self, pulls: &[PullRecord]) -> CoreResult<()> {
+        if pulls.is_empty() {
+            return Ok(());
+        }
+        let mut per_repo: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut per_artifact: BTreeMap<i64, Millis> = BTreeMap::new();
+        let mut per_tag: BTreeMap<(i64, String), Millis> = BTreeMap::new();
+        for p in pulls {
+            *per_repo.entry(p.repository_id).or_default() += 1;
+            let t = per_artifact.entry(p.artifact_id).or_default();
+            *t = (*t).max(p.time);
+            if let Some(tag) = &p.tag {
+                let t = per_tag.entry((p.repository_id, tag.clone())).or_default();
+                *t = (*t).max(p.time);
+            }
+        }
+        let mut tx = self.writer().begin().await.map_err(db)?;
+        for (repo, n) in per_repo {
+            sqlx::query("UPDATE repositories SET pull_count = pull_count + $1 WHERE id = $2")
+                .bind(n)
+                .bind(repo)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        for (artifact, t) in per_artifact {
+            sqlx::query("UPDATE artifacts SET pull_time = $1 WHERE id = $2")
+                .bind(t)
+                .bind(artifact)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        for ((repo, tag), t) in per_tag {
+            sqlx::query("UPDATE tags SET pull_time = $1 WHERE repository_id = $2 AND name = $3")
+                .bind(t)
+                .bind(repo)
+                .bind(tag)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+}
+
+impl MetaStore for Store {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+}

@@ -1,0 +1,912 @@
+//! The MetaStore conformance suite: every case runs against SQLite and
+//! against a real PostgreSQL (`BERTH_TEST_POSTGRES_URL`, a superuser URL;
+//! each case gets its own database).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use berth_core::access::{Role, Visibility};
+use berth_core::model::*;
+use berth_core::ports::{BlobPresence, MetaStore};
+use berth_core::query::*;
+use berth_core::CoreError;
+use berth_oci::{Digest, ProjectName, Reference, RepoName, Tag};
+use bytes::Bytes;
+
+struct TestDb {
+    store: Arc<dyn MetaStore>,
+    _dir: Option<TempDir>,
+}
+
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn sqlite() -> Option<TestDb> {
+    let dir = std::env::temp_dir().join(format!("berth-meta-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/berth.db", dir.display());
+    let store = berth_meta::open(&url).await.unwrap();
+    Some(TestDb {
+        store,
+        _dir: Some(TempDir(dir)),
+    })
+}
+
+async fn postgres() -> Option<TestDb> {
+    let Ok(admin) = std::env::var("BERTH_TEST_POSTGRES_URL") else {
+        if std::env::var("BERTH_TEST_SKIP_EXTERNAL").as_deref() == Ok("1") {
+            eprintln!("skipping PostgreSQL case: BERTH_TEST_POSTGRES_URL unset");
+            return None;
+        }
+        panic!("BERTH_TEST_POSTGRES_URL is unset: start PostgreSQL with scripts/test-services (or set BERTH_TEST_SKIP_EXTERNAL=1)");
+    };
+    let name = format!("berth_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let url = match admin.rfind('/') {
+        Some(i) => format!("{}/{}", &admin[..i], name),
+        None => panic!("BERTH_TEST_POSTGRES_URL needs a database path"),
+    };
+    let store = berth_meta::open(&url).await.unwrap();
+    Some(TestDb { store, _dir: None })
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite { $( #[tokio::test] async fn $name() { if let Some(db) = super::sqlite().await { super::$name(db.store.clone()).await } } )* }
+        mod on_postgres { $( #[tokio::test] async fn $name() { if let Some(db) = super::postgres().await { super::$name(db.store.clone()).await } } )* }
+    };
+}
+
+both!(
+    users_and_roles,
+    projects_crud_and_listing,
+    project_delete_rules,
+    blobs_links_and_mounts,
+    upload_sessions_and_leases,
+    manifest_push_rules,
+    tags_and_resolution,
+    deletes_cascade,
+    referrers_and_catalog,
+    artifacts_listing,
+    pulls_are_recorded,
+);
+
+fn digest(n: u32) -> Digest {
+    Digest::sha256(&n.to_be_bytes())
+}
+
+fn repo(s: &str) -> RepoName {
+    RepoName::parse(s).unwrap()
+}
+
+async fn admin(store: &Arc<dyn MetaStore>) -> User {
+    store
+        .create_user(&NewUser {
+            username: "admin".into(),
+            email: "a@example.com".into(),
+            realname: "Admin".into(),
+            comment: String::new(),
+            password_hash: "x".into(),
+            sysadmin: true,
+        })
+        .await
+        .unwrap()
+}
+
+async fn project(store: &Arc<dyn MetaStore>, name: &str, owner: i64, public: bool) -> Project {
+    store
+        .create_project(&NewProject {
+            name: ProjectName::parse(name).unwrap(),
+            owner_id: owner,
+            public,
+            metadata: BTreeMap::from([("public".to_owned(), public.to_string())]),
+            storage_limit: -1,
+            registry_id: None,
+        })
+        .await
+        .unwrap()
+}
+
+async fn blob(store: &Arc<dyn MetaStore>, p: &Project, r: &str, n: u32, size: u64) -> Digest {
+    let d = digest(n);
+    store
+        .commit_blob(p.id, &repo(r), &d, size, None, 1000)
+        .await
+        .unwrap();
+    d
+}
+
+fn artifact(
+    p: &Project,
+    r: &str,
+    body: &str,
+    blobs: Vec<Digest>,
+    tag: Option<&str>,
+) -> NewArtifact {
+    let body = Bytes::from(body.to_owned());
+    NewArtifact {
+        project_id: p.id,
+        repository: repo(r),
+        digest: Digest::sha256(&body),
+        body,
+        manifest_media_type: berth_oci::media::OCI_MANIFEST.into(),
+        media_type: berth_oci::media::OCI_CONFIG.into(),
+        artifact_type: berth_oci::media::OCI_CONFIG.into(),
+        kind: "IMAGE".into(),
+        subject: None,
+        annotations: BTreeMap::new(),
+        extra_attrs: serde_json::json!({}),
+        blobs,
+        foreign_size: 0,
+        children: vec![],
+        tag: tag.map(|t| Tag::parse(t).unwrap()),
+        push_time: 2000,
+    }
+}
+
+async fn users_and_roles(store: Arc<dyn MetaStore>) {
+    let a = admin(&store).await;
+    assert_eq!(a.id, 1, "the first user is the admin, id 1");
+    assert!(a.sysadmin);
+    let dup = store
+        .create_user(&NewUser {
+            username: "admin".into(),
+            email: String::new(),
+            realname: String::new(),
+            comment: String::new(),
+            password_hash: "y".into(),
+            sysadmin: false,
+        })
+        .await;
+    assert!(matches!(dup, Err(CoreError::Conflict(_))));
+    assert_eq!(store.user_by_name("admin").await.unwrap().unwrap().id, 1);
+    assert!(store.user_by_name("nobody").await.unwrap().is_none());
+    store.set_password_hash(1, "new").await.unwrap();
+    assert_eq!(
+        store.user_by_id(1).await.unwrap().unwrap().password_hash,
+        "new"
+    );
+    let p = project(&store, "proj", 1, false).await;
+    let roles = store.roles_of_user(1).await.unwrap();
+    assert_eq!(
+        roles.get(&p.id).map(Vec::as_slice),
+        Some(&[Role::ProjectAdmin][..])
+    );
+}
+
+async fn projects_crud_and_listing(store: Arc<dyn MetaStore>) {
+    admin(&store).await;
+    let a = project(&store, "alpha", 1, true).await;
+    let b = project(&store, "beta", 1, false).await;
+    let _c = project(&store, "gamma_x", 1, false).await;
+    assert_eq!(a.owner_name, "admin");
+    assert!(a.public);
+    assert_eq!(a.repo_count, 0);
+    let dup = store
+        .create_project(&NewProject {
+            name: ProjectName::parse("alpha").unwrap(),
+            owner_id: 1,
+            public: false,
+            metadata: BTreeMap::new(),
+            storage_limit: -1,
+            registry_id: None,
+        })
+        .await;
+    assert!(matches!(dup, Err(CoreError::Conflict(_))));
+
+    let q = |name: Option<TextMatch>, visibility: Visibility| ProjectQuery {
+        name,
+        public: None,
+        owner: None,
+        visibility,
+        sort: vec![],
+    };
+    let (all, total) = store
+        .list_projects(&q(None, Visibility::All), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        all.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["alpha", "beta", "gamma_x"]
+    );
+    let (page2, total) = store
+        .list_projects(&q(None, Visibility::All), Page::new(2, 2))
+        .await
+        .unwrap();
+    assert_eq!((page2.len(), total), (1, 3));
+    let (fuzzy, _) = store
+        .list_projects(
+            &q(Some(TextMatch::Fuzzy("ET".into())), Visibility::All),
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fuzzy.len(), 1);
+    assert_eq!(fuzzy[0].name, "beta");
+    // `_` in a search is literal, not a wildcard
+    let (lit, _) = store
+        .list_projects(
+            &q(Some(TextMatch::Fuzzy("a_x".into())), Visibility::All),
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lit.len(), 1);
+    let (none, _) = store
+        .list_projects(
+            &q(
+                Some(TextMatch::Fuzzy("' or '1'='1".into())),
+                Visibility::All,
+            ),
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let (visible, total) = store
+        .list_projects(
+            &q(
+                None,
+                Visibility::Some {
+                    public: true,
+                    projects: vec![b.id],
+                },
+            ),
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(
+        visible.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["alpha", "beta"]
+    );
+    let mut sorted = q(None, Visibility::All);
+    sorted.sort = vec![Sort {
+        field: ProjectSortField::Name,
+        descending: true,
+    }];
+    let (desc, _) = store.list_projects(&sorted, Page::default()).await.unwrap();
+    assert_eq!(desc[0].name, "gamma_x");
+    let mut public_only = q(None, Visibility::All);
+    public_only.public = Some(true);
+    assert_eq!(
+        store
+            .list_projects(&public_only, Page::default())
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+
+    let meta = BTreeMap::from([
+        ("public".to_owned(), "false".to_owned()),
+        ("auto_scan".to_owned(), "true".to_owned()),
+    ]);
+    store.update_project(a.id, false, &meta).await.unwrap();
+    let a2 = store.project_by_name("alpha").await.unwrap().unwrap();
+    assert!(!a2.public);
+    assert_eq!(
+        a2.metadata.get("auto_scan").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        store.project_by_id(a.id).await.unwrap().unwrap().name,
+        "alpha"
+    );
+    assert!(store.project_by_id(9999).await.unwrap().is_none());
+}
+
+async fn project_delete_rules(store: Arc<dyn MetaStore>) {
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let d = blob(&store, &p, "p/r", 1, 10).await;
+    store
+        .create_upload(&Upload {
+            id: "u1".into(),
+            project_id: p.id,
+            repository: "p/r".into(),
+            size: 0,
+            hash_state: vec![1],
+            backend_state: String::new(),
+            owner: "admin".into(),
+            creation_time: 0,
+            update_time: 0,
+        })
+        .await
+        .unwrap();
+    store
+        .put_manifest(&artifact(&p, "p/r", "m1", vec![d], Some("v1")))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_project(p.id).await,
+        Err(CoreError::Precondition(_))
+    ));
+    let repo_row = store.repository_by_name("p/r").await.unwrap().unwrap();
+    let deleted = store.delete_repository(repo_row.id).await.unwrap();
+    assert_eq!(deleted.artifacts.len(), 1);
+    assert_eq!(deleted.artifacts[0].1, vec!["v1".to_owned()]);
+    let summary = store.project_summary(p.id).await.unwrap();
+    assert_eq!(summary.repo_count, 0);
+    let uploads = store.delete_project(p.id).await.unwrap();
+    assert!(
+        uploads.is_empty(),
+        "deleting the repository dropped its uploads"
+    );
+    assert!(store.project_by_id(p.id).await.unwrap().is_none());
+    assert!(store.roles_of_user(1).await.unwrap().is_empty());
+}
+
+async fn blobs_links_and_mounts(store: Arc<dyn MetaStore>) {
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let q = project(&store, "q", 1, false).await;
+    let d = blob(&store, &p, "p/a", 1, 42).await;
+    let (info, status) = store.linked_blob(&repo("p/a"), &d).await.unwrap().unwrap();
+    assert_eq!((info.size, status), (42, BlobStatus::None));
+    assert!(store.linked_blob(&repo("p/b"), &d).await.unwrap().is_none());
+    assert_eq!(
+        store.touch_blob(&d, 5).await.unwrap(),
+        BlobPresence::Present { size: 42 }
+    );
+    assert_eq!(
+        store.touch_blob(&digest(99), 5).await.unwrap(),
+        BlobPresence::Absent
+    );
+    // mount needs the source link
+    assert!(store
+        .mount_blob(q.id, &repo("q/x"), &repo("p/zzz"), &d, 5)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .mount_blob(q.id, &repo("q/x"), &repo("p/a"), &d, 5)
+            .await
+            .unwrap(),
+        Some(BlobInfo { size: 42 })
+    );
+    assert!(store.linked_blob(&repo("q/x"), &d).await.unwrap().is_some());
+    // committing again is idempotent
+    store
+        .commit_blob(p.id, &repo("p/a"), &d, 42, None, 7)
+        .await
+        .unwrap();
+    assert!(store.unlink_blob(&repo("p/a"), &d).await.unwrap());
+    assert!(!store.unlink_blob(&repo("p/a"), &d).await.unwrap());
+    assert!(store.linked_blob(&repo("p/a"), &d).await.unwrap().is_none());
+    assert!(store.linked_blob(&repo("q/x"), &d).await.unwrap().is_some());
+}
+
+async fn upload_sessions_and_leases(store: Arc<dyn MetaStore>) {
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let u = Upload {
+        id: "3f0c4f5e-0000-4000-8000-000000000001".into(),
+        project_id: p.id,
+        repository: "p/r".into(),
+        size: 0,
+        hash_state: vec![1, 2, 3],
+        backend_state: "{}".into(),
+        owner: "admin".into(),
+        creation_time: 10,
+        update_time: 10,
+    };
+    store.create_upload(&u).await.unwrap();
+    assert_eq!(
+        store.get_upload(&repo("p/r"), &u.id).await.unwrap(),
+        Some(u.clone())
+    );
+    assert!(
+        store
+            .get_upload(&repo("p/other"), &u.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "sessions are bound to their repository"
+    );
+    assert!(matches!(
+        store
+            .claim_upload(&repo("p/other"), &u.id, "n1", 100, 50)
+            .await
+            .unwrap(),
+        UploadClaim::NotFound
+    ));
+    let UploadClaim::Claimed(c) = store
+        .claim_upload(&repo("p/r"), &u.id, "n1", 100, 50)
+        .await
+        .unwrap()
+    else {
+        panic!("first claim must succeed")
+    };
+    assert_eq!(c.hash_state, vec![1, 2, 3]);
+    assert!(matches!(
+        store
+            .claim_upload(&repo("p/r"), &u.id, "n2", 100, 60)
+            .await
+            .unwrap(),
+        UploadClaim::Busy
+    ));
+    assert!(store.renew_upload(&u.id, "n1", 200).await.unwrap());
+    assert!(!store.renew_upload(&u.id, "n2", 200).await.unwrap());
+    assert!(matches!(
+        store
+            .claim_upload(&repo("p/r"), &u.id, "n2", 300, 150)
+            .await
+            .unwrap(),
+        UploadClaim::Busy
+    ));
+    // an expired lease can be taken over
+    assert!(matches!(
+        store
+            .claim_upload(&repo("p/r"), &u.id, "n2", 400, 250)
+            .await
+            .unwrap(),
+        UploadClaim::Claimed(_)
+    ));
+    assert!(matches!(
+        store.save_upload(&u.id, "n1", 5, &[9], "s", 260).await,
+        Err(CoreError::UploadBusy)
+    ));
+    store
+        .save_upload(&u.id, "n2", 5, &[9], "s", 260)
+        .await
+        .unwrap();
+    let saved = store
+        .get_upload(&repo("p/r"), &u.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            saved.size,
+            saved.hash_state.as_slice(),
+            saved.backend_state.as_str()
+        ),
+        (5, &[9u8][..], "s")
+    );
+    // saving released the lease
+    assert!(matches!(
+        store
+            .claim_upload(&repo("p/r"), &u.id, "n3", 500, 270)
+            .await
+            .unwrap(),
+        UploadClaim::Claimed(_)
+    ));
+    store.release_upload(&u.id, "n3").await.unwrap();
+    assert!(matches!(
+        store
+            .claim_upload(&repo("p/r"), &u.id, "n4", 500, 271)
+            .await
+            .unwrap(),
+        UploadClaim::Claimed(_)
+    ));
+    assert!(store.delete_upload(&u.id).await.unwrap().is_some());
+    assert!(store.delete_upload(&u.id).await.unwrap().is_none());
+}
+
+async fn manifest_push_rules(store: Arc<dyn MetaStore>) {
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let config = blob(&store, &p, "p/r", 1, 100).await;
+    let layer = blob(&store, &p, "p/r", 2, 1000).await;
+    let elsewhere = blob(&store, &p, "p/other", 3, 5).await;
+    let err = store
+        .put_manifest(&artifact(
+            &p,
+            "p/r",
+            "m0",
+            vec![config.clone(), elsewhere.clone()],
+            None,
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::ManifestBlobUnknown(d) if d == elsewhere));
+    assert!(
+        store.repository_by_name("p/r").await.unwrap().is_none(),
+        "a refused push creates nothing"
+    );
+    let new = artifact(
+        &p,
+        "p/r",
+        "m1",
+        vec![config.clone(), layer.clone()],
+        Some("v1"),
+    );
+    let out = store.put_manifest(&new).await.unwrap();
+    assert!(out.created);
+    let again = store.put_manifest(&new).await.unwrap();
+    assert_eq!((again.artifact_id, again.created), (out.artifact_id, false));
+    let repo_row = store.repository_by_name("p/r").await.unwrap().unwrap();
+    let a = store
+        .artifact_by_reference(repo_row.id, &Reference::Digest(new.digest.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.size, 2 + 100 + 1000, "size = manifest + referenced blobs");
+    assert_eq!(a.manifest_size, 2);
+    assert_eq!(a.tags.len(), 1);
+    // moving the tag reports the previous target
+    let moved = store
+        .put_manifest(&artifact(&p, "p/r", "m2", vec![config.clone()], Some("v1")))
+        .await
+        .unwrap();
+    assert_eq!(moved.previous_tag_target, Some(new.digest.clone()));
+    // index children must be artifacts of the repository
+    let mut idx = artifact(&p, "p/r", "idx", vec![], Some("multi"));
+    idx.manifest_media_type = berth_oci::media::OCI_INDEX.into();
+    idx.children = vec![NewChild {
+        digest: digest(77),
+        platform: None,
+        annotations: None,
+        urls: None,
+    }];
+    assert!(matches!(
+        store.put_manifest(&idx).await,
+        Err(CoreError::ManifestBlobUnknown(_))
+    ));
+    idx.children = vec![NewChild {
+        digest: new.digest.clone(),
+        platform: Some(berth_oci::Platform {
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            ..Default::default()
+        }),
+        annotations: None,
+        urls: None,
+    }];
+    let io = store.put_manifest(&idx).await.unwrap();
+    let index = store
+        .artifact_by_reference(repo_row.id, &Reference::Tag(Tag::parse("multi").unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(index.id, io.artifact_id);
+    assert_eq!(index.references.len(), 1);
+    assert_eq!(
+        index.references[0].platform.as_ref().unwrap().architecture,
+        "arm64"
+    );
+    assert_eq!(index.size, 3 + a.size, "index size = own bytes + children");
+}
+
+async fn tags_and_resolution(store: Arc<dyn MetaStore>) {
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let c = blob(&store, &p, "p/r", 1, 1).await;
+    for t in ["b", "a", "C", "c", "10", "9"] {
+        store
+            .put_manifest(&artifact(
+                &p,
+                "p/r",
+                &format!("m-{t}"),
+                vec![c.clone()],
+                Some(t),
+            ))
+            .await
+            .unwrap();
+    }
+    let tags = store
+        .list_tags(&repo("p/r"), None, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tags, ["10", "9", "C", "a", "b", "c"], "byte order");
+    assert_eq!(
+        store
+            .list_tags(&repo("p/r"), Some("C"), 2)
+            .await
+            .unwrap()
+            .unwrap(),
+        ["a", "b"]
+    );
+    assert_eq!(
+        store.list_tags(&repo("p/none"), None, 10).await.unwrap(),
+        None
+    );
+    let m = store
+        .resolve_manifest(&repo("p/r"), &Reference::Tag(Tag::parse("a").unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.body.as_ref(), b"m-a");
+    assert_eq!(m.media_type, berth_oci::media::OCI_MANIFEST);
+    let by_digest = store
+        .resolve_manifest(&repo("p/r"), &Reference::Digest(m.digest.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_digest.artifact_id, m.artifact_id);
+    assert!(store
+        .resolve_manifest(&repo("p/other"), &Reference::Digest(m.digest.clone()))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .delete_tag(&repo("p/r"), &Tag::parse("a").unwrap())
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_tag(&repo("p/r"), &Tag::parse("a").unwrap())
+        .await
+        .unwrap());
+    assert!(store
+        .resolve_manifest(&repo("p/r"), &Reference::Tag(Tag::parse("a").unwrap()))
+        .await
+        .unwrap()
+        .is_none());
+    // the artifact stays, by digest
+    assert!(store
+        .resolve_manifest(&repo("p/r"), &Reference::Digest(m.digest.clone()))
+        .await
+        .unwrap()
+        .is_some());
+    let repo_row = store.repository_by_name("p/r").await.unwrap().unwrap();
+    let art = store
+        .artifact_by_reference(repo_row.id, &Reference::Digest(m.digest.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .create_tag(&art, &Tag::parse("again").unwrap(), 5)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_tag(&art, &Tag::parse("again").unwrap(), 5)
+            .await,
+        Err(CoreError::Conflict(_))
+    ));
+}
+
+async fn deletes_cascade(store: Arc<dyn MetaStore>) {
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let c = blob(&store, &p, "p/r", 1, 1).await;
+    let child = artifact(&p, "p/r", "child", vec![c.clone()], None);
+    store.put_manifest(&child).await.unwrap();
+    let mut idx = artifact(&p, "p/r", "index", vec![], Some("latest"));
+    idx.children = vec![NewChild {
+        digest: child.digest.clone(),
+        platform: None,
+        annotations: None,
+        urls: None,
+    }];
+    store.put_manifest(&idx).await.unwrap();
+    let mut sig = artifact(&p, "p/r", "signature", vec![c.clone()], None);
+    sig.subject = Some(idx.digest.clone());
+    store.put_manifest(&sig).await.unwrap();
+    // a child referenced by an index cannot go first
+    assert!(matches!(
+        store.delete_manifest(&repo("p/r"), &child.digest).await,
+        Err(CoreError::Precondition(_))
+    ));
+    let deleted = store
+        .delete_manifest(&repo("p/r"), &idx.digest)
+        .await
+        .unwrap();
+    let mut digests: Vec<_> = deleted.artifacts.iter().map(|(d, _)| d.clone()).collect();
+    digests.sort();
+    let mut expected = vec![idx.digest.clone(), child.digest.clone(), sig.digest.clone()];
+    expected.sort();
+    assert_eq!(
+        digests, expected,
+        "index, its untagged child and its accessory go together"
+    );
+    assert!(deleted
+        .artifacts
+        .iter()
+        .any(|(d, tags)| d == &idx.digest && tags == &vec!["latest".to_owned()]));
+    assert!(store
+        .delete_manifest(&repo("p/r"), &idx.digest)
+        .await
+        .unwrap()
+        .artifacts
+        .is_empty());
+    assert_eq!(
+        store
+            .list_tags(&repo("p/r"), None, 10)
+            .await
+            .unwrap()
+            .unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+async fn referrers_and_catalog(store: Arc<dyn MetaStore>) {
+    admin(&store).await;
+    let p = project(&store, "p", 1, true).await;
+    let q = project(&store, "q", 1, false).await;
+    let c = blob(&store, &p, "p/r", 1, 1).await;
+    let subject = digest(500);
+    for (i, t) in ["type/a", "type/b", "type/a"].iter().enumerate() {
+        let mut a = artifact(&p, "p/r", &format!("ref{i}"), vec![c.clone()], None);
+        a.subject = Some(subject.clone());
+        a.artifact_type = (*t).into();
+        a.annotations = BTreeMap::from([("k".to_owned(), format!("v{i}"))]);
+        store.put_manifest(&a).await.unwrap();
+    }
+    let all = store.referrers(&repo("p/r"), &subject, None).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].annotations.get("k").map(String::as_str), Some("v0"));
+    assert_eq!(all[0].size, 4);
+    assert_eq!(
+        store
+            .referrers(&repo("p/r"), &subject, Some("type/a"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(store
+        .referrers(&repo("p/r"), &digest(1), None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .referrers(&repo("p/none"), &subject, None)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let cq = blob(&store, &q, "q/hidden", 1, 1).await;
+    store
+        .put_manifest(&artifact(&q, "q/hidden", "h", vec![cq], None))
+        .await
+        .unwrap();
+    let c2 = blob(&store, &p, "p/a", 1, 1).await;
+    store
+        .put_manifest(&artifact(&p, "p/a", "x", vec![c2], None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.catalog(&Visibility::All, None, 10).await.unwrap(),
+        ["p/a", "p/r", "q/hidden"]
+    );
+    assert_eq!(
+        store
+            .catalog(&Visibility::All, Some("p/a"), 1)
+            .await
+            .unwrap(),
+        ["p/r"]
+    );
+    let public_only = Visibility::Some {
+        public: true,
+        projects: vec![],
+    };
+    assert_eq!(
+        store.catalog(&public_only, None, 10).await.unwrap(),
+        ["p/a", "p/r"]
+    );
+    let member = Visibility::Some {
+        public: false,
+        projects: vec![q.id],
+    };
+    assert_eq!(
+        store.catalog(&member, None, 10).await.unwrap(),
+        ["q/hidden"]
+    );
+}
+
+async fn artifacts_listing(store: Arc<dyn MetaStore>) {
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let c = blob(&store, &p, "p/r", 1, 1).await;
+    let mut tagged = artifact(&p, "p/r", "t1", vec![c.clone()], Some("release-1"));
+    tagged.push_time = 10;
+    store.put_manifest(&tagged).await.unwrap();
+    let mut untagged = artifact(&p, "p/r", "u1", vec![c.clone()], None);
+    untagged.push_time = 20;
+    store.put_manifest(&untagged).await.unwrap();
+    let mut sig = artifact(&p, "p/r", "s1", vec![c.clone()], None);
+    sig.subject = Some(tagged.digest.clone());
+    store.put_manifest(&sig).await.unwrap();
+    let repo_row = store.repository_by_name("p/r").await.unwrap().unwrap();
+    let (list, total) = store
+        .list_artifacts(&ArtifactQuery::all(repo_row.id), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 2, "accessories are listed under their subject");
+    assert_eq!(list[0].digest, untagged.digest, "newest first");
+    let mut q = ArtifactQuery::all(repo_row.id);
+    q.tags = Some(TagFilter::Tagged);
+    assert_eq!(
+        store.list_artifacts(&q, Page::default()).await.unwrap().0[0].digest,
+        tagged.digest
+    );
+    q.tags = Some(TagFilter::Untagged);
+    assert_eq!(
+        store.list_artifacts(&q, Page::default()).await.unwrap().1,
+        1
+    );
+    q.tags = Some(TagFilter::Name(TextMatch::Fuzzy("lease".into())));
+    assert_eq!(
+        store.list_artifacts(&q, Page::default()).await.unwrap().1,
+        1
+    );
+    q.tags = Some(TagFilter::Name(TextMatch::Exact("lease".into())));
+    assert_eq!(
+        store.list_artifacts(&q, Page::default()).await.unwrap().1,
+        0
+    );
+    let mut q = ArtifactQuery::all(repo_row.id);
+    q.sort = vec![Sort {
+        field: ArtifactSortField::PushTime,
+        descending: false,
+    }];
+    assert_eq!(
+        store.list_artifacts(&q, Page::new(1, 1)).await.unwrap().0[0].digest,
+        tagged.digest
+    );
+    let summary = store.project_summary(p.id).await.unwrap();
+    assert_eq!(summary.repo_count, 1);
+    assert_eq!(summary.artifact_count, 3);
+    assert_eq!(summary.storage_used, 1);
+    assert_eq!(summary.member_counts.get(&Role::ProjectAdmin), Some(&1));
+    let (repos, total) = store
+        .list_repositories(
+            &RepositoryQuery {
+                project_id: Some(p.id),
+                name: Some(TextMatch::Fuzzy("/R".into())),
+                visibility: Visibility::All,
+                sort: vec![],
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((total, repos[0].artifact_count), (1, 3));
+    store
+        .update_repository_description(repo_row.id, "<b>desc</b>")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .repository_by_name("p/r")
+            .await
+            .unwrap()
+            .unwrap()
+            .description,
+        "<b>desc</b>"
+    );
+}
+
+async fn pulls_are_recorded(store: Arc<dyn MetaStore>) {
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let c = blob(&store, &p, "p/r", 1, 1).await;
+    let out = store
+        .put_manifest(&artifact(&p, "p/r", "m", vec![c], Some("v1")))
+        .await
+        .unwrap();
+    let repo_row = store.repository_by_name("p/r").await.unwrap().unwrap();
+    let pulls: Vec<PullRecord> = (0..5)
+        .map(|i| PullRecord {
+            repository_id: repo_row.id,
+            artifact_id: out.artifact_id,
+            tag: Some("v1".into()),
+            time: 100 + i,
+        })
+        .collect();
+    store.record_pulls(&pulls).await.unwrap();
+    let repo_row = store.repository_by_name("p/r").await.unwrap().unwrap();
+    assert_eq!(repo_row.pull_count, 5);
+    let a = store
+        .artifact_by_reference(repo_row.id, &Reference::Tag(Tag::parse("v1").unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.pull_time, Some(104));
+    assert_eq!(a.tags[0].pull_time, Some(104));
+}
