@@ -1,1 +1,81 @@
+//! Berth's HTTP surfaces on axum: the OCI Distribution API under `/v2`
+//! (`oci`) and Harbor's management API under `/api/v2.0` (`harbor`).
+//! Handlers are thin: they parse the request into domain types, call one
+//! use-case, and render the result; each surface maps domain errors to its
+//! wire codes in one place.
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use berth_core::catalog::Catalog;
+use berth_core::identity::Identity;
+use berth_core::registry::Registry;
+use http::{HeaderName, HeaderValue};
+
+pub mod auth;
+pub mod harbor;
+pub mod oci;
+mod timefmt;
+
+/// Facts the API reports about this installation.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Base URL clients reach Berth at, without a trailing slash
+    /// (e.g. `http://registry.example.com`).
+    pub external_url: String,
+    /// The blob backend's name (`filesystem`, `s3`).
+    pub storage_provider: String,
+    pub version: String,
+}
+
+/// Everything handlers reach, shared by both surfaces.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub catalog: Arc<Catalog>,
+    pub identity: Arc<Identity>,
+    pub settings: Arc<ApiSettings>,
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application: `/v2`, `/api/v2.0`, with request ids and one log
+/// line per request.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(oci::router(state.clone()))
+        .nest("/api/v2.0", harbor::router(state.clone()))
+        .layer(middleware::from_fn_with_state(state, log_requests))
+}
+
+/// Assigns a request id (the client's `X-Request-Id` if sane), echoes it,
+/// and logs method, path, status, duration and id once per request.
+async fn log_requests(State(_state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut res = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+    let status = res.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(target: "berth::request", %method, %path, status, duration_ms = format_args!("{ms:.2}"), request_id = %id, "request");
+    res
+}
+
+/// The request's id, for handlers that log.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);

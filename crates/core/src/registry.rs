@@ -75,6 +75,13 @@ pub struct PushedManifest {
     pub subject: Option<Digest>,
 }
 
+/// What [`Registry::health`] found.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub database: Result<(), String>,
+    pub storage: Result<(), String>,
+}
+
 pub struct Registry {
     meta: Arc<dyn MetaStore>,
     blobs: Arc<dyn BlobStore>,
@@ -99,6 +106,23 @@ impl Registry {
 
     pub fn config(&self) -> &RegistryConfig {
         &self.config
+    }
+
+    /// Checks that the metadata store and the blob store answer.
+    pub async fn health(&self) -> Health {
+        let database = self
+            .meta
+            .project_by_name("library")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        let storage = self
+            .blobs
+            .stat(&Digest::sha256(b""))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        Health { database, storage }
     }
 
     /// Loads the repository's project and authorizes `action` on its

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     RangeInvalid,
     TooLarge,
     Precondition,
+    Conflict,
+    BadRequest,
     Unavailable,
     Unknown,
 }
@@ -184,6 +186,8 @@ mod tests {
             ErrorCode::RangeInvalid,
             ErrorCode::TooLarge,
             ErrorCode::Precondition,
+            ErrorCode::Conflict,
+            ErrorCode::BadRequest,
             ErrorCode::Unavailable,
             ErrorCode::Unknown,
         ];

@@ -1,0 +1,141 @@
+//! Harbor's management API, `/api/v2.0`, with the paths, JSON shapes,
+//! status codes and error envelope of `harbor-v2.0-swagger.yaml`.
+
+pub mod error;
+pub mod models;
+mod projects;
+pub mod query;
+mod repositories;
+mod system;
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use error::{ApiError, HarborCode};
+
+pub type ApiResult = Result<Response, ApiError>;
+
+/// JSON bodies are capped (R1).
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route(
+            "/projects",
+            get(projects::list)
+                .head(projects::head)
+                .post(projects::create),
+        )
+        .route(
+            "/projects/{project}",
+            get(projects::get)
+                .put(projects::update)
+                .delete(projects::delete),
+        )
+        .route("/projects/{project}/_deletable", get(projects::deletable))
+        .route("/projects/{project}/summary", get(projects::summary))
+        .route("/repositories", get(repositories::list_all))
+        .route("/projects/{project}/repositories", get(repositories::list))
+        .route(
+            "/projects/{project}/repositories/{repository}",
+            get(repositories::get)
+                .put(repositories::update)
+                .delete(repositories::delete),
+        )
+        .route(
+            "/projects/{project}/repositories/{repository}/artifacts",
+            get(repositories::list_artifacts),
+        )
+        .route(
+            "/projects/{project}/repositories/{repository}/artifacts/{reference}",
+            get(repositories::get_artifact).delete(repositories::delete_artifact),
+        )
+        .route(
+            "/projects/{project}/repositories/{repository}/artifacts/{reference}/tags",
+            get(repositories::list_tags).post(repositories::create_tag),
+        )
+        .route(
+            "/projects/{project}/repositories/{repository}/artifacts/{reference}/tags/{tag}",
+            axum::routing::delete(repositories::delete_tag),
+        )
+        .route("/systeminfo", get(system::systeminfo))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::harbor_layer,
+        ));
+    Router::new()
+        .route("/ping", get(system::ping))
+        .route("/health", get(system::health))
+        .merge(protected)
+        .fallback(|| async {
+            ApiError::Raw(HarborCode::NotFound, "no such API endpoint".into()).into_response()
+        })
+        .with_state(state)
+}
+
+/// A JSON response with Harbor's content type.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut res = (status, value.to_string()).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// An empty answer that still says it is JSON (strict clients check).
+pub fn ok_empty(status: StatusCode) -> Response {
+    let mut res = status.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// A JSON request body, capped at [`MAX_JSON_BODY`], with Harbor's 400 on
+/// malformed input.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::Raw(
+                    HarborCode::RequestEntityTooLarge,
+                    "the request body is too large".into(),
+                )
+            })?;
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(ApiError::bad_request("a JSON request body is required"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// A path value that clients may have URL-encoded twice (`a%252Fb`).
+pub fn decode_twice(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Whether the `X-Is-Resource-Name` header says the path holds a name.
+pub fn is_resource_name(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("x-is-resource-name")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.eq_ignore_ascii_case("true"))
+        .unwrap_or(false)
+}

@@ -1,0 +1,707 @@
+//! The OCI Distribution API (spec v1.1) under `/v2`. Repository names span
+//! several path segments, so `/v2/…` is parsed here into a [`Route`] (the
+//! way distribution's router does) and dispatched by method. Every handler
+//! names the spec section it implements.
+
+pub mod error;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Extension, Router};
+use berth_core::access::Subject;
+use berth_core::ports::ByteStream;
+use berth_core::registry::UploadStart;
+use berth_core::CoreError;
+use berth_oci::{media, Algorithm, Digest, Reference, RepoName};
+use futures::TryStreamExt;
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use crate::AppState;
+use error::OciError;
+
+type OciResult = Result<Response, OciError>;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v2", any(base))
+        .route("/v2/", any(base))
+        .route("/v2/{*rest}", any(dispatch))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::oci_layer,
+        ))
+        .layer(middleware::map_response(api_version_header))
+        .with_state(state)
+}
+
+async fn api_version_header(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    res
+}
+
+/// `end-1`: `GET /v2/`. Anonymous callers are challenged, so that clients
+/// learn to send credentials.
+async fn base(Extension(subject): Extension<Subject>, method: Method) -> OciResult {
+    if method != Method::GET && method != Method::HEAD {
+        return Ok(StatusCode::METHOD_NOT_ALLOWED.into_response());
+    }
+    if subject.is_anonymous() {
+        return Err(CoreError::Unauthenticated.into());
+    }
+    Ok(json_response(StatusCode::OK, "{}".into()))
+}
+
+/// What a `/v2/…` path addresses.
+#[derive(Debug, PartialEq)]
+enum Route {
+    Catalog,
+    Tags(RepoName),
+    Manifest(RepoName, String),
+    Referrers(RepoName, String),
+    Uploads(RepoName),
+    Upload(RepoName, String),
+    Blob(RepoName, String),
+}
+
+fn name(s: &str) -> Result<RepoName, OciError> {
+    RepoName::parse(s).map_err(|e| OciError(CoreError::InvalidName(e.to_string())))
+}
+
+/// Splits `rest` (the path after `/v2/`) into a route. The suffixes are
+/// tried from the most specific; a repository name may itself contain the
+/// words `blobs` or `manifests`, so the last occurrence wins.
+fn parse_route(rest: &str) -> Result<Option<Route>, OciError> {
+    let rest = rest.trim_end_matches('/');
+    if rest == "_catalog" {
+        return Ok(Some(Route::Catalog));
+    }
+    if let Some(n) = rest.strip_suffix("/tags/list") {
+        return Ok(Some(Route::Tags(name(n)?)));
+    }
+    if let Some(n) = rest.strip_suffix("/blobs/uploads") {
+        return Ok(Some(Route::Uploads(name(n)?)));
+    }
+    let candidates: [(&str, fn(RepoName, String) -> Route); 4] = [
+        ("/manifests/", Route::Manifest),
+        ("/referrers/", Route::Referrers),
+        ("/blobs/uploads/", Route::Upload),
+        ("/blobs/", Route::Blob),
+    ];
+    let mut best: Option<(usize, usize, fn(RepoName, String) -> Route)> = None;
+    for (marker, make) in candidates {
+        if let Some(i) = rest.rfind(marker) {
+            let tail = &rest[i + marker.len()..];
+            if tail.is_empty() || tail.contains('/') {
+                continue;
+            }
+            // Prefer the marker that ends last; "/blobs/uploads/<id>" beats "/blobs/".
+            let end_of_name = i;
+            match best {
+                Some((bi, _, _)) if bi > end_of_name => {}
+                Some((bi, bl, _)) if bi == end_of_name && bl >= marker.len() => {}
+                _ => best = Some((end_of_name, marker.len(), make)),
+            }
+        }
+    }
+    match best {
+        Some((i, len, make)) => Ok(Some(make(name(&rest[..i])?, rest[i + len..].to_owned()))),
+        None => Ok(None),
+    }
+}
+
+/// Query parameters, decoded; repeated keys keep every value.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Self {
+        Query(
+            form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+    fn number(&self, key: &str) -> Result<Option<u64>, OciError> {
+        match self.get(key) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                OciError(CoreError::BadRequest(format!(
+                    "query parameter {key} must be a non-negative integer"
+                )))
+            }),
+        }
+    }
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    Extension(subject): Extension<Subject>,
+    req: Request,
+) -> OciResult {
+    let rest = req
+        .uri()
+        .path()
+        .strip_prefix("/v2/")
+        .unwrap_or("")
+        .to_owned();
+    let query = Query::parse(req.uri().query());
+    let method = req.method().clone();
+    let Some(route) = parse_route(&rest)? else {
+        return Ok(not_found());
+    };
+    let s = &state;
+    let sub = &subject;
+    match (route, method) {
+        (Route::Catalog, Method::GET) => catalog(s, sub, &query).await,
+        (Route::Tags(n), Method::GET) => list_tags(s, sub, &n, &query).await,
+        (Route::Manifest(n, r), Method::GET) => {
+            get_manifest(s, sub, &n, &r, req.headers(), true).await
+        }
+        (Route::Manifest(n, r), Method::HEAD) => {
+            get_manifest(s, sub, &n, &r, req.headers(), false).await
+        }
+        (Route::Manifest(n, r), Method::PUT) => put_manifest(s, sub, &n, &r, req).await,
+        (Route::Manifest(n, r), Method::DELETE) => delete_manifest(s, sub, &n, &r).await,
+        (Route::Referrers(n, d), Method::GET) => referrers(s, sub, &n, &d, &query).await,
+        (Route::Blob(n, d), Method::GET) => get_blob(s, sub, &n, &d, req.headers(), true).await,
+        (Route::Blob(n, d), Method::HEAD) => get_blob(s, sub, &n, &d, req.headers(), false).await,
+        (Route::Blob(n, d), Method::DELETE) => delete_blob(s, sub, &n, &d).await,
+        (Route::Uploads(n), Method::POST) => start_upload(s, sub, &n, &query, req).await,
+        (Route::Upload(n, id), Method::GET) => upload_status(s, sub, &n, &id).await,
+        (Route::Upload(n, id), Method::PATCH) => patch_upload(s, sub, &n, &id, req).await,
+        (Route::Upload(n, id), Method::PUT) => finish_upload(s, sub, &n, &id, &query, req).await,
+        (Route::Upload(n, id), Method::DELETE) => cancel_upload(s, sub, &n, &id).await,
+        _ => Ok((StatusCode::METHOD_NOT_ALLOWED, "").into_response()),
+    }
+}
+
+fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({"errors":[{"code":"NOT_FOUND","message":"no such registry endpoint"}]}).to_string(),
+    )
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    res
+}
+
+fn set(res: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().insert(name, v);
+    }
+}
+
+fn empty(status: StatusCode) -> Response {
+    let mut res = status.into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    res
+}
+
+/// The `Range` header value for an upload of `size` bytes (`0-<last>`).
+pub(crate) fn range_value(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+fn parse_digest(s: &str) -> Result<Digest, OciError> {
+    Digest::parse(s).map_err(|e| OciError(CoreError::InvalidDigest(format!("{s:?}: {e}"))))
+}
+
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
+    match headers.get(header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| OciError(CoreError::SizeInvalid("invalid Content-Length".into()))),
+    }
+}
+
+/// `Content-Range: <start>-<end>` (a `bytes ` or `bytes=` prefix is tolerated).
+fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, OciError> {
+    let Some(v) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let bad = || {
+        OciError(CoreError::UploadInvalid(
+            "invalid Content-Range: expected <start>-<end>".into(),
+        ))
+    };
+    let s = v.to_str().map_err(|_| bad())?.trim();
+    let s = s
+        .strip_prefix("bytes=")
+        .or_else(|| s.strip_prefix("bytes "))
+        .unwrap_or(s);
+    let s = s.split('/').next().unwrap_or(s);
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let start = a.trim().parse::<u64>().map_err(|_| bad())?;
+    let end = b.trim().parse::<u64>().map_err(|_| bad())?;
+    Ok(Some((start, end)))
+}
+
+fn body_stream(body: Body) -> ByteStream {
+    Box::pin(TryStreamExt::map_err(
+        body.into_data_stream(),
+        std::io::Error::other,
+    ))
+}
+
+fn upload_location(n: &RepoName, id: &str) -> String {
+    format!("/v2/{n}/blobs/uploads/{id}")
+}
+
+fn upload_accepted(n: &RepoName, id: &str, size: u64, status: StatusCode) -> Response {
+    let mut res = empty(status);
+    set(&mut res, "location", &upload_location(n, id));
+    set(&mut res, "range", &range_value(size));
+    set(&mut res, "docker-upload-uuid", id);
+    res
+}
+
+fn blob_created(n: &RepoName, d: &Digest) -> Response {
+    let mut res = empty(StatusCode::CREATED);
+    set(&mut res, "location", &format!("/v2/{n}/blobs/{d}"));
+    set(&mut res, "docker-content-digest", d.as_str());
+    res
+}
+
+// ---- blobs ----------------------------------------------------------------
+
+/// `end-2`: `GET`/`HEAD /v2/<name>/blobs/<digest>`, with `Range` support.
+async fn get_blob(
+    s: &AppState,
+    sub: &Subject,
+    n: &RepoName,
+    d: &str,
+    headers: &HeaderMap,
+    with_body: bool,
+) -> OciResult {
+    let digest = parse_digest(d)?;
+    let blob = s.registry.open_blob(sub, n, &digest).await?;
+    let size = blob.size;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) if r.trim_start().starts_with("bytes=") => {
+            match http_range_header::parse_range_header(r).and_then(|p| p.validate(size)) {
+                Ok(ranges) if ranges.len() == 1 => Some((*ranges[0].start(), *ranges[0].end())),
+                Ok(_) => None,
+                Err(_) => {
+                    let mut res = empty(StatusCode::RANGE_NOT_SATISFIABLE);
+                    set(&mut res, "content-range", &format!("bytes */{size}"));
+                    return Ok(res);
+                }
+            }
+        }
+        _ => None,
+    };
+    let (status, len) = match range {
+        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, b - a + 1),
+        None => (StatusCode::OK, size),
+    };
+    let body = if with_body && len > 0 {
+        Body::from_stream(s.registry.read_blob(&blob, range).await?)
+    } else {
+        Body::empty()
+    };
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    set(&mut res, "content-length", &len.to_string());
+    set(&mut res, "content-type", "application/octet-stream");
+    set(&mut res, "docker-content-digest", digest.as_str());
+    set(&mut res, "accept-ranges", "bytes");
+    set(&mut res, "etag", &format!("\"{digest}\""));
+    set(&mut res, "cache-control", "max-age=31536000");
+    if let Some((a, b)) = range {
+        set(&mut res, "content-range", &format!("bytes {a}-{b}/{size}"));
+    }
+    Ok(res)
+}
+
+/// `end-10`: `DELETE /v2/<name>/blobs/<digest>`.
+async fn delete_blob(s: &AppState, sub: &Subject, n: &RepoName, d: &str) -> OciResult {
+    let digest = parse_digest(d)?;
+    s.registry.delete_blob(sub, n, &digest).await?;
+    Ok(empty(StatusCode::ACCEPTED))
+}
+
+// ---- uploads --------------------------------------------------------------
+
+/// `end-4a`/`end-4b`/`end-11`: `POST /v2/<name>/blobs/uploads/` — a new
+/// session, a monolithic upload (`?digest=`), or a mount (`?mount=&from=`).
+async fn start_upload(
+    s: &AppState,
+    sub: &Subject,
+    n: &RepoName,
+    q: &Query,
+    req: Request,
+) -> OciResult {
+    if let Some(m) = q.get("mount") {
+        let digest = parse_digest(m)?;
+        let from = q.get("from").and_then(|f| RepoName::parse(f).ok());
+        let algorithm = digest.algorithm();
+        return match s
+            .registry
+            .start_upload(sub, n, Some((&digest, from.as_ref())), algorithm)
+            .await?
+        {
+            UploadStart::Mounted(d) => Ok(blob_created(n, &d)),
+            UploadStart::Session(st) => {
+                Ok(upload_accepted(n, &st.id, st.size, StatusCode::ACCEPTED))
+            }
+        };
+    }
+    if let Some(d) = q.get("digest") {
+        let digest = parse_digest(d)?;
+        let len = content_length(req.headers())?;
+        let body = body_stream(req.into_body());
+        s.registry
+            .upload_monolithic(sub, n, &digest, len, body)
+            .await?;
+        return Ok(blob_created(n, &digest));
+    }
+    let algorithm = match q.get("digest-algorithm") {
+        None => Algorithm::Sha256,
+        Some(a) => Algorithm::parse(a).map_err(|_| {
+            OciError(CoreError::InvalidDigest(format!(
+                "unsupported digest algorithm {a:?}"
+            )))
+        })?,
+    };
+    match s.registry.start_upload(sub, n, None, algorithm).await? {
+        UploadStart::Session(st) => Ok(upload_accepted(n, &st.id, st.size, StatusCode::ACCEPTED)),
+        UploadStart::Mounted(d) => Ok(blob_created(n, &d)),
+    }
+}
+
+/// `end-13`: `GET <upload location>`.
+async fn upload_status(s: &AppState, sub: &Subject, n: &RepoName, id: &str) -> OciResult {
+    let st = s.registry.upload_status(sub, n, id).await?;
+    Ok(upload_accepted(n, &st.id, st.size, StatusCode::NO_CONTENT))
+}
+
+/// `end-5`: `PATCH <upload location>`, chunked (`Content-Range`) or streamed.
+async fn patch_upload(
+    s: &AppState,
+    sub: &Subject,
+    n: &RepoName,
+    id: &str,
+    req: Request,
+) -> OciResult {
+    let range = content_range(req.headers())?;
+    let len = content_length(req.headers())?;
+    let body = body_stream(req.into_body());
+    let st = s
+        .registry
+        .patch_upload(sub, n, id, range, len, body)
+        .await?;
+    Ok(upload_accepted(n, &st.id, st.size, StatusCode::ACCEPTED))
+}
+
+/// `end-6`: `PUT <upload location>?digest=`, optionally with the last chunk.
+async fn finish_upload(
+    s: &AppState,
+    sub: &Subject,
+    n: &RepoName,
+    id: &str,
+    q: &Query,
+    req: Request,
+) -> OciResult {
+    let digest = match q.get("digest") {
+        Some(d) => parse_digest(d)?,
+        None => {
+            return Err(OciError(CoreError::InvalidDigest(
+                "the digest query parameter is required".into(),
+            )))
+        }
+    };
+    let range = content_range(req.headers())?;
+    let len = content_length(req.headers())?;
+    let body = body_stream(req.into_body());
+    s.registry
+        .finish_upload(sub, n, id, &digest, range, len, Some(body))
+        .await?;
+    Ok(blob_created(n, &digest))
+}
+
+/// `end-14`: `DELETE <upload location>`.
+async fn cancel_upload(s: &AppState, sub: &Subject, n: &RepoName, id: &str) -> OciResult {
+    s.registry.cancel_upload(sub, n, id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+// ---- manifests ------------------------------------------------------------
+
+/// `end-3`: `GET`/`HEAD /v2/<name>/manifests/<reference>`. An unparseable
+/// reference is simply not found.
+async fn get_manifest(
+    s: &AppState,
+    sub: &Subject,
+    n: &RepoName,
+    r: &str,
+    headers: &HeaderMap,
+    with_body: bool,
+) -> OciResult {
+    let Ok(reference) = Reference::parse(r) else {
+        return Err(OciError(CoreError::ManifestNotFound(format!("{n}:{r}"))));
+    };
+    let accept: Vec<String> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let m = s
+        .registry
+        .get_manifest(sub, n, &reference, &accept, with_body)
+        .await?;
+    let len = m.body.len();
+    let mut res = if with_body {
+        Response::new(Body::from(m.body))
+    } else {
+        Response::new(Body::empty())
+    };
+    set(&mut res, "content-type", &m.media_type);
+    set(&mut res, "content-length", &len.to_string());
+    set(&mut res, "docker-content-digest", m.digest.as_str());
+    set(&mut res, "etag", &format!("\"{}\"", m.digest));
+    if let Some(subject) = &m.subject {
+        set(&mut res, "oci-subject", subject.as_str());
+    }
+    Ok(res)
+}
+
+/// `end-7a`: `PUT /v2/<name>/manifests/<reference>`. Bodies above the
+/// configured limit are refused (413) without being buffered.
+async fn put_manifest(
+    s: &AppState,
+    sub: &Subject,
+    n: &RepoName,
+    r: &str,
+    req: Request,
+) -> OciResult {
+    let reference = match Reference::parse(r) {
+        Ok(reference) => reference,
+        Err(_) if r.contains(':') => {
+            return Err(OciError(CoreError::InvalidDigest(format!(
+                "{r:?} is not a valid digest"
+            ))))
+        }
+        Err(e) => return Err(OciError(CoreError::InvalidManifest(e.to_string()))),
+    };
+    let limit = s.registry.config().max_manifest_bytes;
+    if let Some(len) = content_length(req.headers())? {
+        if len > limit {
+            return Err(OciError(CoreError::ManifestTooLarge { limit }));
+        }
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = http_body_util::Limited::new(req.into_body(), limit as usize)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                OciError(CoreError::ManifestTooLarge { limit })
+            } else {
+                OciError(CoreError::InvalidManifest(format!(
+                    "reading the manifest failed: {e}"
+                )))
+            }
+        })?
+        .to_bytes();
+    let pushed = s
+        .registry
+        .put_manifest(sub, n, &reference, content_type.as_deref(), body)
+        .await?;
+    let mut res = empty(StatusCode::CREATED);
+    set(
+        &mut res,
+        "location",
+        &format!("/v2/{n}/manifests/{}", pushed.digest),
+    );
+    set(&mut res, "docker-content-digest", pushed.digest.as_str());
+    if let Some(subject) = &pushed.subject {
+        set(&mut res, "oci-subject", subject.as_str());
+    }
+    Ok(res)
+}
+
+/// `end-9`: `DELETE /v2/<name>/manifests/<reference>` (tag or digest).
+async fn delete_manifest(s: &AppState, sub: &Subject, n: &RepoName, r: &str) -> OciResult {
+    let Ok(reference) = Reference::parse(r) else {
+        return Err(OciError(CoreError::ManifestNotFound(format!("{n}:{r}"))));
+    };
+    s.registry.delete_manifest(sub, n, &reference).await?;
+    Ok(empty(StatusCode::ACCEPTED))
+}
+
+// ---- listings -------------------------------------------------------------
+
+fn next_link(res: &mut Response, path: &str, n: Option<u64>, last: &str) {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(n) = n {
+        q.append_pair("n", &n.to_string());
+    }
+    q.append_pair("last", last);
+    set(
+        res,
+        "link",
+        &format!("<{path}?{}>; rel=\"next\"", q.finish()),
+    );
+}
+
+/// `end-8a`/`end-8b`: `GET /v2/<name>/tags/list[?n=&last=]`.
+async fn list_tags(s: &AppState, sub: &Subject, n: &RepoName, q: &Query) -> OciResult {
+    let limit = q.number("n")?;
+    let (tags, more) = s.registry.list_tags(sub, n, limit, q.get("last")).await?;
+    let mut res = json_response(
+        StatusCode::OK,
+        json!({ "name": n.as_str(), "tags": tags }).to_string(),
+    );
+    if more {
+        if let Some(last) = tags.last() {
+            next_link(&mut res, &format!("/v2/{n}/tags/list"), limit, last);
+        }
+    }
+    Ok(res)
+}
+
+/// `end-12a`/`end-12b`: `GET /v2/<name>/referrers/<digest>[?artifactType=]`.
+async fn referrers(s: &AppState, sub: &Subject, n: &RepoName, d: &str, q: &Query) -> OciResult {
+    let digest = parse_digest(d)?;
+    let filter = q.get("artifactType").filter(|t| !t.is_empty());
+    let list = s.registry.referrers(sub, n, &digest, filter).await?;
+    let manifests: Vec<_> = list
+        .iter()
+        .map(|r| {
+            let mut d = json!({
+                "mediaType": r.media_type,
+                "digest": r.digest.as_str(),
+                "size": r.size,
+                "artifactType": r.artifact_type,
+            });
+            if !r.annotations.is_empty() {
+                d["annotations"] = json!(r.annotations);
+            }
+            d
+        })
+        .collect();
+    let body = json!({ "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": manifests })
+        .to_string();
+    let mut res = json_response(StatusCode::OK, body);
+    set(&mut res, "content-type", media::OCI_INDEX);
+    if filter.is_some() {
+        set(&mut res, "oci-filters-applied", "artifactType");
+    }
+    Ok(res)
+}
+
+/// `GET /v2/_catalog[?n=&last=]`: repositories the caller may see.
+async fn catalog(s: &AppState, sub: &Subject, q: &Query) -> OciResult {
+    let limit = q.number("n")?;
+    let (names, more) = s.registry.catalog(sub, limit, q.get("last")).await?;
+    let mut res = json_response(StatusCode::OK, json!({ "repositories": names }).to_string());
+    if more {
+        if let Some(last) = names.last() {
+            next_link(&mut res, "/v2/_catalog", limit, last);
+        }
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> Route {
+        parse_route(s).unwrap().unwrap()
+    }
+
+    #[test]
+    fn routes() {
+        let n = RepoName::parse("p/r").unwrap();
+        assert_eq!(r("_catalog"), Route::Catalog);
+        assert_eq!(r("p/r/tags/list"), Route::Tags(n.clone()));
+        assert_eq!(
+            r("p/r/manifests/latest"),
+            Route::Manifest(n.clone(), "latest".into())
+        );
+        assert_eq!(r("p/r/blobs/uploads/"), Route::Uploads(n.clone()));
+        assert_eq!(r("p/r/blobs/uploads"), Route::Uploads(n.clone()));
+        assert_eq!(
+            r("p/r/blobs/uploads/abc"),
+            Route::Upload(n.clone(), "abc".into())
+        );
+        assert_eq!(
+            r("p/r/blobs/sha256:x"),
+            Route::Blob(n.clone(), "sha256:x".into())
+        );
+        assert_eq!(
+            r("p/r/referrers/sha256:x"),
+            Route::Referrers(n, "sha256:x".into())
+        );
+        // names may contain the route words
+        assert_eq!(
+            r("p/blobs/manifests/manifests/v1"),
+            Route::Manifest(RepoName::parse("p/blobs/manifests").unwrap(), "v1".into())
+        );
+        assert_eq!(
+            r("p/manifests/blobs/uploads/u1"),
+            Route::Upload(RepoName::parse("p/manifests").unwrap(), "u1".into())
+        );
+        assert!(parse_route("p/r/unknown").unwrap().is_none());
+        assert!(parse_route("P/R/tags/list").is_err());
+        assert!(parse_route("p/../x/tags/list").is_err());
+        assert!(parse_route("p/%2e%2e/tags/list").is_err());
+        assert!(
+            parse_route("single/tags/list").is_err(),
+            "a repository needs a project"
+        );
+    }
+
+    #[test]
+    fn content_ranges() {
+        let mut h = HeaderMap::new();
+        assert_eq!(content_range(&h).unwrap(), None);
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_static("0-21"));
+        assert_eq!(content_range(&h).unwrap(), Some((0, 21)));
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("bytes 22-41/42"),
+        );
+        assert_eq!(content_range(&h).unwrap(), Some((22, 41)));
+        for bad in ["", "x", "1-", "-1", "a-b", "99999999999999999999-1"] {
+            h.insert(header::CONTENT_RANGE, HeaderValue::from_static(bad));
+            assert!(content_range(&h).is_err(), "{bad}");
+        }
+        assert_eq!(range_value(0), "0-0");
+        assert_eq!(range_value(42), "0-41");
+    }
+}
