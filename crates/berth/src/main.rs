@@ -1,1 +1,229 @@
-fn main() {}
+//! The `berth` binary: command line, configuration, wiring of the concrete
+//! backends into the domain, the HTTP server, and orderly shutdown. This is
+//! the only place that knows which storage implementations are in use.
+
+mod config;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use berth_api::{ApiSettings, AppState};
+use berth_core::catalog::{Catalog, CatalogSettings};
+use berth_core::events::EventBus;
+use berth_core::identity::Identity;
+use berth_core::ports::BlobStore;
+use berth_core::registry::{Registry, RegistryConfig};
+use clap::{Parser, Subcommand};
+use config::{Config, LogFormat};
+use tokio::sync::watch;
+use tower::Layer;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A Harbor-compatible container registry in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the registry server.
+    Serve {
+        /// A TOML configuration file; BERTH_* environment variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Writes the bound address to this file once the server accepts
+        /// connections (useful with BERTH_LISTEN=127.0.0.1:0).
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, ready_file } => {
+            let env: BTreeMap<String, String> = std::env::vars().collect();
+            let cfg = match Config::load(config.as_deref(), &env) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("berth: configuration error: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            init_logging(&cfg);
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("berth: cannot start the runtime: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(serve(cfg, ready_file)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "berth stopped");
+                    eprintln!("berth: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn open_blobs(cfg: &Config) -> Result<Arc<dyn BlobStore>, String> {
+    if let Some(path) = cfg.storage_url.strip_prefix("file://") {
+        Ok(Arc::new(
+            berth_blob::FsBlobStore::open(PathBuf::from(path)).map_err(|e| e.to_string())?,
+        ))
+    } else {
+        Ok(Arc::new(
+            berth_blob::S3BlobStore::from_url(&cfg.storage_url).map_err(|e| e.to_string())?,
+        ))
+    }
+}
+
+async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
+    let meta = berth_meta::open(&cfg.database_url.0)
+        .await
+        .map_err(|e| e.to_string())?;
+    let blobs = open_blobs(&cfg).await?;
+    tracing::info!(
+        database = meta.kind(),
+        storage = blobs.kind(),
+        "storage opened"
+    );
+
+    let identity = Arc::new(Identity::new(meta.clone()));
+    if let Some(generated) = identity
+        .ensure_admin(cfg.admin_password.as_ref().map(|s| s.0.as_str()))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        // Printed once, on first start only; it is never stored in clear.
+        eprintln!("\n  berth: created user \"admin\" with the generated password: {generated}\n  (set BERTH_ADMIN_PASSWORD to choose it; this is shown only once)\n");
+        tracing::warn!("created the admin user with a generated password (printed above, once)");
+    }
+    let admin = meta
+        .user_by_name("admin")
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the admin user is missing")?;
+
+    let events = EventBus::default();
+    let registry = Arc::new(Registry::new(
+        meta.clone(),
+        blobs.clone(),
+        events.clone(),
+        RegistryConfig {
+            max_manifest_bytes: cfg.max_manifest_bytes,
+            ..RegistryConfig::default()
+        },
+    ));
+    let catalog = Arc::new(Catalog::new(
+        meta.clone(),
+        blobs.clone(),
+        events.clone(),
+        CatalogSettings::default(),
+    ));
+    catalog
+        .ensure_default_project(admin.id)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let external_url = cfg.external_url.clone().unwrap_or_else(|| {
+        let host = if local.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            local.ip().to_string()
+        };
+        format!("http://{host}:{}", local.port())
+    });
+    let state = AppState {
+        registry,
+        catalog,
+        identity,
+        settings: Arc::new(ApiSettings {
+            external_url,
+            storage_provider: blobs.kind().to_owned(),
+            version: format!("v{}-berth", env!("CARGO_PKG_VERSION")),
+        }),
+    };
+    let app = tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash()
+        .layer(berth_api::app(state));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let recorder = tokio::spawn(berth_core::stats::run_pull_recorder(
+        meta.clone(),
+        events.clone(),
+        stop_rx,
+    ));
+
+    if let Some(path) = &ready_file {
+        std::fs::write(path, local.to_string())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    tracing::info!(addr = %local, startup_ms = started.elapsed().as_millis() as u64, "listening");
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())?;
+    let _ = stop_tx.send(true);
+    let _ = recorder.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

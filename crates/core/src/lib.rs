@@ -14,5 +14,6 @@ pub mod model;
 pub mod ports;
 pub mod query;
 pub mod registry;
+pub mod stats;
 
 pub use error::{CoreError, CoreResult};
