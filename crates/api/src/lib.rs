@@ -50,6 +50,8 @@ pub fn app(state: AppState) -> Router {
         .merge(oci::router(state.clone()))
         .nest("/api/v2.0", harbor::router(state.clone()))
         .layer(middleware::from_fn_with_state(state, log_requests))
+        // A bug must answer 500, not drop the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
 }
 
 /// Assigns a request id (the client's `X-Request-Id` if sane), echoes it,

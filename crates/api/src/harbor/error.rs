@@ -1,6 +1,6 @@
 //! Domain errors as Harbor API errors: `{"errors":[{"code","message"}]}`
 //! with Harbor's codes (`harbor-behaviour.md` §14). Codes are data in
-//! `TABLE`; the mapping from domain errors is exhaustive.
+//! `HarborCode::info`; the mapping from domain errors is exhaustive.
 
 use axum::response::{IntoResponse, Response};
 use berth_core::CoreError;
@@ -27,41 +27,32 @@ pub enum HarborCode {
     Unknown,
 }
 
-/// `(code, wire name, status)`.
-pub const TABLE: &[(HarborCode, &str, u16)] = &[
-    (HarborCode::BadRequest, "BAD_REQUEST", 400),
-    (HarborCode::Unauthorized, "UNAUTHORIZED", 401),
-    (HarborCode::Forbidden, "FORBIDDEN", 403),
-    (HarborCode::Denied, "DENIED", 403),
-    (HarborCode::NotFound, "NOT_FOUND", 404),
-    (HarborCode::MethodNotAllowed, "METHOD_NOT_ALLOWED", 405),
-    (HarborCode::Conflict, "CONFLICT", 409),
-    (HarborCode::Precondition, "PRECONDITION", 412),
-    (
-        HarborCode::RequestEntityTooLarge,
-        "REQUEST_ENTITY_TOO_LARGE",
-        413,
-    ),
-    (HarborCode::TooManyRequest, "TOO_MANY_REQUEST", 429),
-    (HarborCode::ManifestInvalid, "MANIFEST_INVALID", 400),
-    (HarborCode::DigestInvalid, "DIGEST_INVALID", 400),
-    (HarborCode::Unsupported, "UNSUPPORTED", 400),
-    (HarborCode::UnprocessableEntity, "UNPROCESSABLE_ENTITY", 422),
-    (HarborCode::Unknown, "UNKNOWN", 500),
-];
-
 impl HarborCode {
-    fn row(self) -> &'static (HarborCode, &'static str, u16) {
-        TABLE
-            .iter()
-            .find(|r| r.0 == self)
-            .expect("every HarborCode has a row in TABLE")
+    /// The code's wire name and HTTP status.
+    pub const fn info(self) -> (&'static str, u16) {
+        match self {
+            HarborCode::BadRequest => ("BAD_REQUEST", 400),
+            HarborCode::Unauthorized => ("UNAUTHORIZED", 401),
+            HarborCode::Forbidden => ("FORBIDDEN", 403),
+            HarborCode::Denied => ("DENIED", 403),
+            HarborCode::NotFound => ("NOT_FOUND", 404),
+            HarborCode::MethodNotAllowed => ("METHOD_NOT_ALLOWED", 405),
+            HarborCode::Conflict => ("CONFLICT", 409),
+            HarborCode::Precondition => ("PRECONDITION", 412),
+            HarborCode::RequestEntityTooLarge => ("REQUEST_ENTITY_TOO_LARGE", 413),
+            HarborCode::TooManyRequest => ("TOO_MANY_REQUEST", 429),
+            HarborCode::ManifestInvalid => ("MANIFEST_INVALID", 400),
+            HarborCode::DigestInvalid => ("DIGEST_INVALID", 400),
+            HarborCode::Unsupported => ("UNSUPPORTED", 400),
+            HarborCode::UnprocessableEntity => ("UNPROCESSABLE_ENTITY", 422),
+            HarborCode::Unknown => ("UNKNOWN", 500),
+        }
     }
     pub fn code(self) -> &'static str {
-        self.row().1
+        self.info().0
     }
     pub fn status(self) -> u16 {
-        self.row().2
+        self.info().1
     }
 }
 

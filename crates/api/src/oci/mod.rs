@@ -17,8 +17,7 @@ use berth_core::ports::ByteStream;
 use berth_core::registry::UploadStart;
 use berth_core::CoreError;
 use berth_oci::{media, Algorithm, Digest, Reference, RepoName};
-use futures::TryStreamExt;
-use http_body_util::BodyExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use crate::AppState;
@@ -511,31 +510,32 @@ async fn put_manifest(
         Err(e) => return Err(OciError(CoreError::InvalidManifest(e.to_string()))),
     };
     let limit = s.registry.config().max_manifest_bytes;
-    if let Some(len) = content_length(req.headers())? {
-        if len > limit {
-            return Err(OciError(CoreError::ManifestTooLarge { limit }));
-        }
-    }
+    let declared = content_length(req.headers())?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = http_body_util::Limited::new(req.into_body(), limit as usize)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                OciError(CoreError::ManifestTooLarge { limit })
-            } else {
-                OciError(CoreError::InvalidManifest(format!(
-                    "reading the manifest failed: {e}"
-                )))
-            }
-        })?
-        .to_bytes();
+    let too_large = OciError(CoreError::ManifestTooLarge { limit });
+    if declared.is_some_and(|len| len > limit) {
+        drain(req.into_body()).await;
+        return Err(too_large);
+    }
+    let mut body = req.into_body().into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            OciError(CoreError::InvalidManifest(format!(
+                "reading the manifest failed: {e}"
+            )))
+        })?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            drain_stream(body).await;
+            return Err(too_large);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    let body = buf.freeze();
     let pushed = s
         .registry
         .put_manifest(sub, n, &reference, content_type.as_deref(), body)
@@ -551,6 +551,24 @@ async fn put_manifest(
         set(&mut res, "oci-subject", subject.as_str());
     }
     Ok(res)
+}
+
+/// Reads and discards what is left of a refused body (up to a bound), so
+/// the client sees the error response instead of a reset connection. Nothing
+/// is buffered.
+async fn drain(body: Body) {
+    drain_stream(body.into_data_stream()).await
+}
+
+async fn drain_stream(mut body: axum::body::BodyDataStream) {
+    const MAX_DRAIN: usize = 64 * 1024 * 1024;
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = body.next().await {
+        seen += chunk.len();
+        if seen > MAX_DRAIN {
+            break;
+        }
+    }
 }
 
 /// `end-9`: `DELETE /v2/<name>/manifests/<reference>` (tag or digest).
