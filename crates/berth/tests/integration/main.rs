@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod clients;
 mod conformance;
 
 /// Runs a test body against each backend pair: SQLite + filesystem, and
