@@ -6,6 +6,7 @@ mod harness;
 
 mod clients;
 mod conformance;
+mod durability;
 
 /// Runs a test body against each backend pair: SQLite + filesystem, and
 /// PostgreSQL + S3.
