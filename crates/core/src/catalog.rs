@@ -604,6 +604,58 @@ impl Catalog {
         Ok(())
     }
 
+    /// Harbor's `build_history` addition: the image config's `history`.
+    pub async fn build_history(
+        &self,
+        subject: &Subject,
+        project: &str,
+        path: &str,
+        reference: &Reference,
+    ) -> CoreResult<serde_json::Value> {
+        let (_, _, artifact) = self
+            .artifact_for(
+                subject,
+                project,
+                path,
+                reference,
+                Resource::ArtifactAddition,
+                Action::Read,
+            )
+            .await?;
+        let name = Self::repo_name(project, path)?;
+        let manifest = self
+            .meta
+            .resolve_manifest(&name, &Reference::Digest(artifact.digest.clone()))
+            .await?
+            .ok_or_else(|| CoreError::ArtifactNotFound(artifact.digest.to_string()))?;
+        let parsed = berth_oci::Manifest::parse(&manifest.body, Some(&manifest.media_type))
+            .map_err(|e| CoreError::Internal(format!("stored manifest does not parse: {e}")))?;
+        let Some(config) = parsed
+            .config
+            .filter(|c| berth_oci::media::is_image_config(&c.media_type))
+        else {
+            return Err(CoreError::NotFound(
+                "build history of a non-image artifact".into(),
+            ));
+        };
+        let mut stream = self.blobs.read(&config.digest, None).await?;
+        let mut buf = Vec::new();
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            buf.extend_from_slice(&chunk.map_err(CoreError::internal)?);
+            if buf.len() > 4 * 1024 * 1024 {
+                return Err(CoreError::BadRequest(
+                    "the image config is too large".into(),
+                ));
+            }
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&buf).unwrap_or(serde_json::Value::Null);
+        Ok(value
+            .get("history")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!([])))
+    }
+
     pub async fn list_tags(
         &self,
         subject: &Subject,

@@ -1,7 +1,7 @@
 //! Authentication of local users: password hashing (argon2id), the
 //! bootstrap admin, Basic credentials to a [`Subject`], a short-lived cache
-//! of verified credentials (keyed by a salted hash, never the plaintext)
-//! and throttling of failed logins.
+//! of verified credentials (keyed by a salted hash, never the plaintext;
+//! roles are not cached) and throttling of failed logins.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,7 +70,7 @@ const FAILURE_LOCK: Duration = Duration::from_millis(1500);
 pub struct Identity {
     meta: Arc<dyn MetaStore>,
     salt: [u8; 16],
-    verified: Mutex<HashMap<[u8; 32], (Subject, Instant)>>,
+    verified: Mutex<HashMap<[u8; 32], (User, Instant)>>,
     locked: Mutex<HashMap<String, Instant>>,
 }
 
@@ -130,10 +130,17 @@ impl Identity {
     /// The subject for Basic credentials; `Unauthenticated` if they are wrong.
     pub async fn authenticate_basic(&self, username: &str, password: &str) -> CoreResult<Subject> {
         let key = self.cache_key(username, password);
-        if let Some((subject, at)) = self.verified.lock().map_err(CoreError::internal)?.get(&key) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(subject.clone());
-            }
+        let cached = self
+            .verified
+            .lock()
+            .map_err(CoreError::internal)?
+            .get(&key)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(user, _)| user.clone());
+        if let Some(user) = cached {
+            // Only the password check is cached; roles are read every time
+            // so that membership changes apply at once.
+            return self.subject_for(&user).await;
         }
         if let Some(until) = self
             .locked
@@ -166,7 +173,7 @@ impl Identity {
         if cache.len() > 10_000 {
             cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
         }
-        cache.insert(key, (subject.clone(), Instant::now()));
+        cache.insert(key, (user, Instant::now()));
         Ok(subject)
     }
 

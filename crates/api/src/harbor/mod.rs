@@ -57,6 +57,10 @@ pub fn router(state: AppState) -> Router {
             get(repositories::get_artifact).delete(repositories::delete_artifact),
         )
         .route(
+            "/projects/{project}/repositories/{repository}/artifacts/{reference}/additions/{addition}",
+            get(repositories::addition),
+        )
+        .route(
             "/projects/{project}/repositories/{repository}/artifacts/{reference}/tags",
             get(repositories::list_tags).post(repositories::create_tag),
         )
@@ -89,13 +93,12 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
     res
 }
 
-/// An empty answer that still says it is JSON (strict clients check).
+/// An answer without a body. Like Harbor, it names no content type: strict
+/// clients parse any `application/json` response as JSON.
 pub fn ok_empty(status: StatusCode) -> Response {
     let mut res = status.into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    res.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     res
 }
 

@@ -156,6 +156,23 @@ pub fn artifact(a: &Artifact, view: ArtifactView) -> Value {
     })
 }
 
+/// Harbor's `BuildHistoryEntry` list from an image config's `history`:
+/// every entry has `created` (Harbor's zero time when the config has none).
+pub fn build_history(history: &Value) -> Value {
+    let entries = history.as_array().cloned().unwrap_or_default();
+    Value::Array(
+        entries
+            .into_iter()
+            .filter_map(|e| {
+                let mut e = e.as_object()?.clone();
+                e.entry("created")
+                    .or_insert_with(|| json!("0001-01-01T00:00:00Z"));
+                Some(Value::Object(e))
+            })
+            .collect(),
+    )
+}
+
 /// `ProjectReq`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]

@@ -321,3 +321,24 @@ pub async fn delete_tag(
         .await?;
     Ok(ok_empty(StatusCode::OK))
 }
+
+/// `GET …/artifacts/{reference}/additions/{addition}`: `build_history`.
+pub async fn addition(
+    State(s): State<AppState>,
+    Extension(sub): Extension<Subject>,
+    Path((project, repo, r, addition)): Path<(String, String, String, String)>,
+) -> ApiResult {
+    match addition.as_str() {
+        "build_history" => {
+            let history = s
+                .catalog
+                .build_history(&sub, &project, &decode_twice(&repo), &reference(&r)?)
+                .await?;
+            Ok(json(StatusCode::OK, &models::build_history(&history)))
+        }
+        other => Err(ApiError::Raw(
+            super::error::HarborCode::NotFound,
+            format!("addition {other} is not available for this artifact"),
+        )),
+    }
+}

@@ -7,6 +7,7 @@ mod harness;
 mod clients;
 mod conformance;
 mod durability;
+mod harbor_api;
 
 /// Runs a test body against each backend pair: SQLite + filesystem, and
 /// PostgreSQL + S3.
