@@ -180,6 +180,8 @@ impl ArtifactRow {
     }
 }
 
+type ReferenceRow = (i64, i64, String, Option<String>, Option<String>, Option<String>);
+
 type UploadRow = (String, i64, String, i64, Vec<u8>, String, String, i64, i64);
 
 fn upload_from(r: UploadRow) -> Upload {
@@ -241,7 +243,7 @@ impl Store {
             sep.push_bind(*id);
         }
         sep.push_unseparated(") ORDER BY parent_id, child_digest");
-        let refs: Vec<(i64, i64, String, Option<String>, Option<String>, Option<String>)> =
+        let refs: Vec<ReferenceRow> =
             qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
         let mut by_id: HashMap<i64, &mut Artifact> = artifacts.iter_mut().map(|a| (a.id, a)).collect();
         for t in tags {

@@ -303,7 +303,7 @@ mod tests {
         let bad = image(r#","manifests":[]"#);
         assert!(Manifest::parse(bad.as_bytes(), Some(media::OCI_MANIFEST)).is_err());
         // mediaType may be omitted in OCI content
-        let no_mt = format!(r#"{{"schemaVersion":2,"manifests":[]}}"#);
+        let no_mt = r#"{"schemaVersion":2,"manifests":[]}"#;
         assert!(Manifest::parse(no_mt.as_bytes(), Some(media::OCI_INDEX)).is_ok());
     }
 

@@ -74,9 +74,9 @@ fn name(s: &str) -> Result<RepoName, OciError> {
     RepoName::parse(s).map_err(|e| OciError(CoreError::InvalidName(e.to_string())))
 }
 
-/// Splits `rest` (the path after `/v2/`) into a route. The suffixes are
-/// tried from the most specific; a repository name may itself contain the
-/// words `blobs` or `manifests`, so the last occurrence wins.
+/// Splits `rest` (the path after `/v2/`) into a route. A repository name
+/// may itself contain the words `blobs` or `manifests`; only the words just
+/// before the last segment count.
 fn parse_route(rest: &str) -> Result<Option<Route>, OciError> {
     let rest = rest.trim_end_matches('/');
     if rest == "_catalog" {
@@ -88,32 +88,24 @@ fn parse_route(rest: &str) -> Result<Option<Route>, OciError> {
     if let Some(n) = rest.strip_suffix("/blobs/uploads") {
         return Ok(Some(Route::Uploads(name(n)?)));
     }
-    let candidates: [(&str, fn(RepoName, String) -> Route); 4] = [
-        ("/manifests/", Route::Manifest),
-        ("/referrers/", Route::Referrers),
-        ("/blobs/uploads/", Route::Upload),
-        ("/blobs/", Route::Blob),
-    ];
-    let mut best: Option<(usize, usize, fn(RepoName, String) -> Route)> = None;
-    for (marker, make) in candidates {
-        if let Some(i) = rest.rfind(marker) {
-            let tail = &rest[i + marker.len()..];
-            if tail.is_empty() || tail.contains('/') {
-                continue;
-            }
-            // Prefer the marker that ends last; "/blobs/uploads/<id>" beats "/blobs/".
-            let end_of_name = i;
-            match best {
-                Some((bi, _, _)) if bi > end_of_name => {}
-                Some((bi, bl, _)) if bi == end_of_name && bl >= marker.len() => {}
-                _ => best = Some((end_of_name, marker.len(), make)),
-            }
-        }
-    }
-    match best {
-        Some((i, len, make)) => Ok(Some(make(name(&rest[..i])?, rest[i + len..].to_owned()))),
-        None => Ok(None),
-    }
+    // The last segment is the reference, digest or session id; the words
+    // before it name the endpoint.
+    let Some((head, tail)) = rest.rsplit_once('/') else {
+        return Ok(None);
+    };
+    let tail = tail.to_owned();
+    let route = if let Some(n) = head.strip_suffix("/blobs/uploads") {
+        Route::Upload(name(n)?, tail)
+    } else if let Some(n) = head.strip_suffix("/manifests") {
+        Route::Manifest(name(n)?, tail)
+    } else if let Some(n) = head.strip_suffix("/referrers") {
+        Route::Referrers(name(n)?, tail)
+    } else if let Some(n) = head.strip_suffix("/blobs") {
+        Route::Blob(name(n)?, tail)
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(route))
 }
 
 /// Query parameters, decoded; repeated keys keep every value.
