@@ -139,7 +139,8 @@ pub struct NewArtifact {
     pub foreign_size: i64,
     /// Children of an index; each must be an artifact of the repository.
     pub children: Vec<NewChild>,
-    pub tag: Option<Tag>,
+    /// Tags to point at the artifact (the PUT's tag and any `?tag=`).
+    pub tags: Vec<Tag>,
     pub push_time: Millis,
 }
 
@@ -148,8 +149,8 @@ pub struct PutManifestOutcome {
     pub artifact_id: ArtifactId,
     /// `false` when the same digest was already an artifact of the repository.
     pub created: bool,
-    /// The digest the tag pointed at before, when it moved.
-    pub previous_tag_target: Option<Digest>,
+    /// Tags that pointed at another artifact before, with that digest.
+    pub moved_tags: Vec<(String, Digest)>,
 }
 
 /// A stored manifest as served on pull.

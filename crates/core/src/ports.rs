@@ -9,7 +9,7 @@ use berth_oci::{Digest, Reference, RepoName, Tag};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::access::{Role, Visibility};
+use crate::access::{ProjectRef, Role, Visibility};
 use crate::clock::Millis;
 use crate::error::CoreResult;
 use crate::model::*;
@@ -109,6 +109,8 @@ pub trait ProjectStore: Send + Sync {
     /// transaction. `Conflict` if the name is taken.
     async fn create_project(&self, project: &NewProject) -> CoreResult<Project>;
     async fn project_by_name(&self, name: &str) -> CoreResult<Option<Project>>;
+    /// Just what an access decision needs about a project.
+    async fn project_ref(&self, name: &str) -> CoreResult<Option<ProjectRef>>;
     async fn project_by_id(&self, id: ProjectId) -> CoreResult<Option<Project>>;
     /// A page of projects matching the query, and the total count.
     async fn list_projects(

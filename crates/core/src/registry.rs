@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use berth_oci::{
     media, Algorithm, Digest, Hasher, Manifest, ManifestError, ManifestKind, Reference, RepoName,
+    Tag,
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -73,6 +74,8 @@ pub enum UploadStart {
 pub struct PushedManifest {
     pub digest: Digest,
     pub subject: Option<Digest>,
+    /// Every tag now pointing at it.
+    pub tags: Vec<String>,
 }
 
 /// What [`Registry::health`] found.
@@ -133,21 +136,13 @@ impl Registry {
         subject: &Subject,
         repo: &RepoName,
         action: Action,
-    ) -> CoreResult<(Project, Granted)> {
-        let project = match self.meta.project_by_name(repo.project()).await? {
+    ) -> CoreResult<(ProjectRef, Granted)> {
+        let project = match self.meta.project_ref(repo.project()).await? {
             Some(p) => p,
             None if subject.is_anonymous() => return Err(CoreError::Unauthenticated),
             None => return Err(CoreError::ProjectNotFound(repo.project().to_owned())),
         };
-        let granted = access::authorize(
-            subject,
-            Some(ProjectRef {
-                id: project.id,
-                public: project.public,
-            }),
-            Resource::Repository,
-            action,
-        )?;
+        let granted = access::authorize(subject, Some(project), Resource::Repository, action)?;
         Ok((project, granted))
     }
 
@@ -245,7 +240,7 @@ impl Registry {
     async fn create_session(
         &self,
         subject: &Subject,
-        project: &Project,
+        project: &ProjectRef,
         repo: &RepoName,
         algorithm: Algorithm,
     ) -> CoreResult<UploadStatus> {
@@ -577,6 +572,7 @@ impl Registry {
         subject: &Subject,
         repo: &RepoName,
         reference: &Reference,
+        extra_tags: &[Tag],
         content_type: Option<&str>,
         body: Bytes,
     ) -> CoreResult<PushedManifest> {
@@ -650,23 +646,39 @@ impl Registry {
                     urls: m.urls.clone(),
                 })
                 .collect(),
-            tag: reference.as_tag().cloned(),
+            tags: reference
+                .as_tag()
+                .cloned()
+                .into_iter()
+                .chain(extra_tags.iter().cloned())
+                .collect(),
             push_time: clock::now(),
             body,
         };
         self.meta.put_manifest(&new).await?;
-        self.events.publish(Event::ArtifactPushed {
-            project_id: project.id,
-            repository: repo.as_str().to_owned(),
-            digest: digest.clone(),
-            tag: reference.as_tag().map(|t| t.as_str().to_owned()),
-            media_type: manifest.media_type.clone(),
-            operator: subject.name().to_owned(),
-            time: new.push_time,
-        });
+        let tags: Vec<Option<String>> = if new.tags.is_empty() {
+            vec![None]
+        } else {
+            new.tags
+                .iter()
+                .map(|t| Some(t.as_str().to_owned()))
+                .collect()
+        };
+        for tag in tags {
+            self.events.publish(Event::ArtifactPushed {
+                project_id: project.id,
+                repository: repo.as_str().to_owned(),
+                digest: digest.clone(),
+                tag,
+                media_type: manifest.media_type.clone(),
+                operator: subject.name().to_owned(),
+                time: new.push_time,
+            });
+        }
         Ok(PushedManifest {
             digest,
             subject: manifest.subject.map(|s| s.digest),
+            tags: new.tags.iter().map(|t| t.as_str().to_owned()).collect(),
         })
     }
 

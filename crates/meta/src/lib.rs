@@ -8,6 +8,7 @@ use std::sync::Arc;
 use berth_core::ports::MetaStore;
 use berth_core::{CoreError, CoreResult};
 
+pub mod cached;
 pub mod postgres;
 pub mod sqlite;
 
@@ -20,7 +21,10 @@ pub async fn open(url: &str) -> CoreResult<Arc<dyn MetaStore>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        // Only this process writes an embedded database, so reads behind
+        // every pull can be answered from memory.
+        let store: Arc<dyn MetaStore> = Arc::new(SqliteStore::open(url).await?);
+        Ok(Arc::new(cached::CachedStore::new(store)))
     } else {
         Err(CoreError::Internal(format!(
             "unsupported database URL {:?}: use sqlite://<file> or postgres://…",

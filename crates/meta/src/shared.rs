@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use berth_core::access::{Role, Visibility};
+use berth_core::access::{ProjectRef, Role, Visibility};
 use berth_core::clock::Millis;
 use berth_core::error::{CoreError, CoreResult};
 use berth_core::model::*;
@@ -489,6 +489,15 @@ impl ProjectStore for Store {
         .await
         .map_err(db)?;
         Ok(row.map(project_from))
+    }
+
+    async fn project_ref(&self, name: &str) -> CoreResult<Option<ProjectRef>> {
+        let row: Option<(i64, bool)> = sqlx::query_as("SELECT id, public FROM projects WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.reader())
+            .await
+            .map_err(db)?;
+        Ok(row.map(|(id, public)| ProjectRef { id, public }))
     }
 
     async fn project_by_id(&self, id: ProjectId) -> CoreResult<Option<Project>> {
@@ -1202,8 +1211,8 @@ impl RegistryStore for Store {
                 (id, true)
             }
         };
-        let mut previous_tag_target = None;
-        if let Some(tag) = &a.tag {
+        let mut moved_tags = Vec::new();
+        for tag in &a.tags {
             let prev: Option<(i64, String)> = sqlx::query_as(
                 "SELECT t.artifact_id, a.digest FROM tags t JOIN artifacts a ON a.id = t.artifact_id
                  WHERE t.repository_id = $1 AND t.name = $2",
@@ -1232,7 +1241,7 @@ impl RegistryStore for Store {
                         .execute(&mut *tx)
                         .await
                         .map_err(db)?;
-                    previous_tag_target = Some(parse_digest(&prev_digest)?);
+                    moved_tags.push((tag.as_str().to_owned(), parse_digest(&prev_digest)?));
                 }
                 None => {
                     sqlx::query("INSERT INTO tags (repository_id, artifact_id, name, push_time) VALUES ($1, $2, $3, $4)")
@@ -1256,7 +1265,7 @@ impl RegistryStore for Store {
         Ok(PutManifestOutcome {
             artifact_id,
             created,
-            previous_tag_target,
+            moved_tags,
         })
     }
 

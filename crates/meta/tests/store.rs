@@ -148,7 +148,7 @@ fn artifact(
         blobs,
         foreign_size: 0,
         children: vec![],
-        tag: tag.map(|t| Tag::parse(t).unwrap()),
+        tags: tag.map(|t| Tag::parse(t).unwrap()).into_iter().collect(),
         push_time: 2000,
     }
 }
@@ -542,7 +542,10 @@ async fn manifest_push_rules(store: Arc<dyn MetaStore>) {
         .put_manifest(&artifact(&p, "p/r", "m2", vec![config.clone()], Some("v1")))
         .await
         .unwrap();
-    assert_eq!(moved.previous_tag_target, Some(new.digest.clone()));
+    assert_eq!(
+        moved.moved_tags,
+        vec![("v1".to_owned(), new.digest.clone())]
+    );
     // index children must be artifacts of the repository
     let mut idx = artifact(&p, "p/r", "idx", vec![], Some("multi"));
     idx.manifest_media_type = berth_oci::media::OCI_INDEX.into();

@@ -16,7 +16,7 @@ use berth_core::access::Subject;
 use berth_core::ports::ByteStream;
 use berth_core::registry::UploadStart;
 use berth_core::CoreError;
-use berth_oci::{media, Algorithm, Digest, Reference, RepoName};
+use berth_oci::{media, Algorithm, Digest, Reference, RepoName, Tag};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
@@ -164,7 +164,7 @@ async fn dispatch(
         (Route::Manifest(n, r), Method::HEAD) => {
             get_manifest(s, sub, &n, &r, req.headers(), false).await
         }
-        (Route::Manifest(n, r), Method::PUT) => put_manifest(s, sub, &n, &r, req).await,
+        (Route::Manifest(n, r), Method::PUT) => put_manifest(s, sub, &n, &r, &query, req).await,
         (Route::Manifest(n, r), Method::DELETE) => delete_manifest(s, sub, &n, &r).await,
         (Route::Referrers(n, d), Method::GET) => referrers(s, sub, &n, &d, &query).await,
         (Route::Blob(n, d), Method::GET) => get_blob(s, sub, &n, &d, req.headers(), true).await,
@@ -490,8 +490,17 @@ async fn put_manifest(
     sub: &Subject,
     n: &RepoName,
     r: &str,
+    q: &Query,
     req: Request,
 ) -> OciResult {
+    // `?tag=` (distribution-spec `end-7b`): more tags for a push by digest.
+    let extra_tags =
+        q.0.iter()
+            .filter(|(k, _)| k == "tag")
+            .map(|(_, v)| {
+                Tag::parse(v).map_err(|e| OciError(CoreError::InvalidManifest(e.to_string())))
+            })
+            .collect::<Result<Vec<Tag>, _>>()?;
     let reference = match Reference::parse(r) {
         Ok(reference) => reference,
         Err(_) if r.contains(':') => {
@@ -530,7 +539,14 @@ async fn put_manifest(
     let body = buf.freeze();
     let pushed = s
         .registry
-        .put_manifest(sub, n, &reference, content_type.as_deref(), body)
+        .put_manifest(
+            sub,
+            n,
+            &reference,
+            &extra_tags,
+            content_type.as_deref(),
+            body,
+        )
         .await?;
     let mut res = empty(StatusCode::CREATED);
     set(
@@ -541,6 +557,9 @@ async fn put_manifest(
     set(&mut res, "docker-content-digest", pushed.digest.as_str());
     if let Some(subject) = &pushed.subject {
         set(&mut res, "oci-subject", subject.as_str());
+    }
+    if !extra_tags.is_empty() {
+        set(&mut res, "oci-tag", &pushed.tags.join(", "));
     }
     Ok(res)
 }

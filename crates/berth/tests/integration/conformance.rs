@@ -1572,6 +1572,41 @@ async fn manifest_validation(s: &Server) {
         header(&res, "docker-content-digest").as_deref(),
         Some(d.as_str())
     );
+    // `?tag=` on a push by digest (end-7b): every tag is created and reported
+    let res = s
+        .admin(
+            Method::PUT,
+            &format!("/v2/{repo}/manifests/{d}?tag=a1&tag=b2"),
+        )
+        .header("content-type", media::OCI_MANIFEST)
+        .body(good.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(header(&res, "oci-tag").as_deref(), Some("a1, b2"));
+    for t in ["a1", "b2"] {
+        let res = s
+            .admin(Method::HEAD, &format!("/v2/{repo}/manifests/{t}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            header(&res, "docker-content-digest").as_deref(),
+            Some(d.as_str())
+        );
+    }
+    let res = s
+        .admin(
+            Method::PUT,
+            &format!("/v2/{repo}/manifests/{d}?tag=bad%20tag"),
+        )
+        .header("content-type", media::OCI_MANIFEST)
+        .body(good.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
     // invalid tags
     for bad in [".hidden", "-x", &"a".repeat(129)] {
         let res = s

@@ -1,0 +1,227 @@
+//! The load generator of `scripts/bench`: registry pushes and pulls over
+//! the OCI API, timed. Works against any registry (Berth or distribution).
+//!
+//! ```text
+//! bench_client push-blob <base-url> <repo> <file>            # monolithic POST+PUT
+//! bench_client push-many <base-url> <repo> <count> <bytes> <concurrency>
+//! bench_client pull-blob <base-url> <repo> <digest>
+//! bench_client push-image <base-url> <repo> <tag>            # prints the manifest and a blob digest
+//! ```
+//! Credentials come from `BENCH_USER` / `BENCH_PASSWORD` when set. Each
+//! command prints one JSON line.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use berth_oci::Digest;
+use futures::StreamExt;
+use reqwest::{Client, Method, RequestBuilder};
+use serde_json::json;
+
+struct Target {
+    http: Client,
+    base: String,
+    auth: Option<(String, String)>,
+}
+
+impl Target {
+    fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{}", self.base, path)
+        };
+        let r = self.http.request(method, url);
+        match &self.auth {
+            Some((u, p)) => r.basic_auth(u, Some(p)),
+            None => r,
+        }
+    }
+
+    async fn push(&self, repo: &str, digest: &Digest, body: reqwest::Body) -> Result<(), String> {
+        let res = self
+            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if res.status() != 202 {
+            return Err(format!("POST: {}", res.status()));
+        }
+        let loc = res.headers()["location"]
+            .to_str()
+            .map_err(|e| e.to_string())?
+            .to_owned();
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let res = self
+            .req(Method::PUT, &format!("{loc}{sep}digest={digest}"))
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if res.status() != 201 {
+            return Err(format!(
+                "PUT: {} {}",
+                res.status(),
+                res.text().await.unwrap_or_default()
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn arg(args: &[String], i: usize, what: &str) -> String {
+    args.get(i).cloned().unwrap_or_else(|| {
+        eprintln!("missing argument: {what}");
+        std::process::exit(2)
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let cmd = arg(&args, 1, "command");
+    let target = Target {
+        http: Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client"),
+        base: arg(&args, 2, "base url").trim_end_matches('/').to_owned(),
+        auth: match (std::env::var("BENCH_USER"), std::env::var("BENCH_PASSWORD")) {
+            (Ok(u), Ok(p)) => Some((u, p)),
+            _ => None,
+        },
+    };
+    let repo = arg(&args, 3, "repository");
+    match cmd.as_str() {
+        "push-blob" => {
+            let path = arg(&args, 4, "file");
+            // The digest is computed before the clock starts; the client
+            // streams the file from disk.
+            let data = std::fs::read(&path).expect("read file");
+            let digest = Digest::sha256(&data);
+            let len = data.len();
+            drop(data);
+            let file = tokio::fs::File::open(&path).await.expect("open file");
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+            let started = Instant::now();
+            target
+                .push(&repo, &digest, reqwest::Body::wrap_stream(stream))
+                .await
+                .expect("push");
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({ "seconds": secs, "mib_per_s": len as f64 / 1048576.0 / secs, "digest": digest.as_str() })
+            );
+        }
+        "push-many" => {
+            let count: usize = arg(&args, 4, "count").parse().expect("count");
+            let size: usize = arg(&args, 5, "bytes").parse().expect("bytes");
+            let conc: usize = arg(&args, 6, "concurrency").parse().expect("concurrency");
+            let seed: u64 = rand::random();
+            let blobs: Arc<Vec<(Digest, bytes::Bytes)>> = Arc::new(
+                (0..count)
+                    .map(|i| {
+                        let mut data = vec![0u8; size];
+                        data[..8].copy_from_slice(&seed.to_le_bytes());
+                        data[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+                        (Digest::sha256(&data), bytes::Bytes::from(data))
+                    })
+                    .collect(),
+            );
+            let next = Arc::new(AtomicUsize::new(0));
+            let target = Arc::new(target);
+            let started = Instant::now();
+            let workers: Vec<_> = (0..conc)
+                .map(|_| {
+                    let (blobs, next, target, repo) =
+                        (blobs.clone(), next.clone(), target.clone(), repo.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= blobs.len() {
+                                break;
+                            }
+                            let (d, b) = &blobs[i];
+                            target
+                                .push(&repo, d, reqwest::Body::from(b.clone()))
+                                .await
+                                .expect("push");
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.await.expect("worker");
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({ "seconds": secs, "blobs_per_s": count as f64 / secs })
+            );
+        }
+        "pull-blob" => {
+            let digest = arg(&args, 4, "digest");
+            let started = Instant::now();
+            let res = target
+                .req(Method::GET, &format!("/v2/{repo}/blobs/{digest}"))
+                .send()
+                .await
+                .expect("GET");
+            assert_eq!(res.status(), 200, "pull");
+            let mut n = 0usize;
+            let mut body = res.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                n += chunk.expect("body").len();
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({ "seconds": secs, "mib_per_s": n as f64 / 1048576.0 / secs, "bytes": n })
+            );
+        }
+        "push-image" => {
+            let tag = arg(&args, 4, "tag");
+            let layer: Vec<u8> = (0..2048).map(|i| (i % 251) as u8).collect();
+            let dl = Digest::sha256(&layer);
+            target
+                .push(&repo, &dl, layer.clone().into())
+                .await
+                .expect("layer");
+            let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+            let dc = Digest::sha256(&config);
+            target
+                .push(&repo, &dc, config.clone().into())
+                .await
+                .expect("config");
+            let manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "digest": dc.as_str(), "size": config.len() },
+                "layers": [{ "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": dl.as_str(), "size": layer.len() }],
+            })
+            .to_string();
+            let res = target
+                .req(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"))
+                .header(
+                    "content-type",
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                )
+                .body(manifest.clone())
+                .send()
+                .await
+                .expect("PUT manifest");
+            assert_eq!(res.status(), 201, "manifest");
+            println!(
+                "{}",
+                json!({ "manifest": Digest::sha256(manifest.as_bytes()).as_str(), "blob": dl.as_str() })
+            );
+        }
+        other => {
+            eprintln!("unknown command {other}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! A read cache in front of a `MetaStore` that only this process writes to
+//! (the embedded SQLite store): project access facts, resolved manifests and
+//! repository blob links — the reads behind every pull — are answered from
+//! memory. Every write that can change them invalidates them first, and a
+//! generation counter keeps a read that raced with a write from caching a
+//! stale answer. Not for stores shared by several nodes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use berth_core::access::{ProjectRef, Role, Visibility};
+use berth_core::clock::Millis;
+use berth_core::error::CoreResult;
+use berth_core::model::*;
+use berth_core::ports::{BlobPresence, MetaStore, ProjectStore, RegistryStore, UserStore};
+use berth_core::query::{ArtifactQuery, Page, ProjectQuery, RepositoryQuery};
+use berth_oci::{Digest, Reference, RepoName, Tag};
+
+/// Entries kept before a map is simply emptied.
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Default)]
+struct Maps {
+    projects: HashMap<String, Option<ProjectRef>>,
+    manifests: HashMap<String, HashMap<String, Option<ManifestRecord>>>,
+    blobs: HashMap<String, HashMap<String, Option<(BlobInfo, BlobStatus)>>>,
+    entries: usize,
+}
+
+impl Maps {
+    fn count(&mut self) {
+        self.entries += 1;
+        if self.entries > MAX_ENTRIES {
+            *self = Maps::default();
+        }
+    }
+}
+
+pub struct CachedStore {
+    inner: Arc<dyn MetaStore>,
+    generation: AtomicU64,
+    maps: Mutex<Maps>,
+}
+
+impl CachedStore {
+    pub fn new(inner: Arc<dyn MetaStore>) -> Self {
+        CachedStore {
+            inner,
+            generation: AtomicU64::new(0),
+            maps: Mutex::new(Maps::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Maps> {
+        // A poisoned lock only means another thread panicked mid-update of a
+        // cache; start from an empty cache.
+        match self.maps.lock() {
+            Ok(g) => g,
+            Err(p) => {
+                let mut g = p.into_inner();
+                *g = Maps::default();
+                g
+            }
+        }
+    }
+
+    /// Called after every write: drops what it may have changed.
+    fn invalidate(&self, f: impl FnOnce(&mut Maps)) {
+        let mut m = self.lock();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        f(&mut m);
+    }
+
+    fn clear_all(&self) {
+        self.invalidate(|m| *m = Maps::default());
+    }
+}
+
+#[async_trait]
+impl UserStore for CachedStore {
+    async fn create_user(&self, user: &NewUser) -> CoreResult<User> {
+        self.inner.create_user(user).await
+    }
+    async fn user_by_name(&self, username: &str) -> CoreResult<Option<User>> {
+        self.inner.user_by_name(username).await
+    }
+    async fn user_by_id(&self, id: UserId) -> CoreResult<Option<User>> {
+        self.inner.user_by_id(id).await
+    }
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> CoreResult<()> {
+        self.inner.set_password_hash(id, hash).await
+    }
+    async fn roles_of_user(&self, id: UserId) -> CoreResult<HashMap<ProjectId, Vec<Role>>> {
+        self.inner.roles_of_user(id).await
+    }
+}
+
+#[async_trait]
+impl ProjectStore for CachedStore {
+    async fn create_project(&self, project: &NewProject) -> CoreResult<Project> {
+        let r = self.inner.create_project(project).await;
+        self.invalidate(|m| {
+            m.projects.remove(project.name.as_str());
+        });
+        r
+    }
+    async fn project_by_name(&self, name: &str) -> CoreResult<Option<Project>> {
+        self.inner.project_by_name(name).await
+    }
+    async fn project_ref(&self, name: &str) -> CoreResult<Option<ProjectRef>> {
+        if let Some(hit) = self.lock().projects.get(name) {
+            return Ok(*hit);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let value = self.inner.project_ref(name).await?;
+        let mut m = self.lock();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            m.projects.insert(name.to_owned(), value);
+            m.count();
+        }
+        Ok(value)
+    }
+    async fn project_by_id(&self, id: ProjectId) -> CoreResult<Option<Project>> {
+        self.inner.project_by_id(id).await
+    }
+    async fn list_projects(
+        &self,
+        query: &ProjectQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<Project>, i64)> {
+        self.inner.list_projects(query, page).await
+    }
+    async fn update_project(
+        &self,
+        id: ProjectId,
+        public: bool,
+        metadata: &BTreeMap<String, String>,
+    ) -> CoreResult<()> {
+        let r = self.inner.update_project(id, public, metadata).await;
+        self.invalidate(|m| m.projects.clear());
+        r
+    }
+    async fn delete_project(&self, id: ProjectId) -> CoreResult<Vec<Upload>> {
+        let r = self.inner.delete_project(id).await;
+        self.clear_all();
+        r
+    }
+    async fn project_summary(&self, id: ProjectId) -> CoreResult<ProjectSummary> {
+        self.inner.project_summary(id).await
+    }
+    async fn list_repositories(
+        &self,
+        query: &RepositoryQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<Repository>, i64)> {
+        self.inner.list_repositories(query, page).await
+    }
+    async fn repository_by_name(&self, name: &str) -> CoreResult<Option<Repository>> {
+        self.inner.repository_by_name(name).await
+    }
+    async fn update_repository_description(
+        &self,
+        id: RepositoryId,
+        description: &str,
+    ) -> CoreResult<()> {
+        self.inner
+            .update_repository_description(id, description)
+            .await
+    }
+    async fn delete_repository(&self, id: RepositoryId) -> CoreResult<DeletedArtifacts> {
+        let r = self.inner.delete_repository(id).await;
+        self.clear_all();
+        r
+    }
+    async fn list_artifacts(
+        &self,
+        query: &ArtifactQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<Artifact>, i64)> {
+        self.inner.list_artifacts(query, page).await
+    }
+    async fn artifact_by_reference(
+        &self,
+        repository_id: RepositoryId,
+        reference: &Reference,
+    ) -> CoreResult<Option<Artifact>> {
+        self.inner
+            .artifact_by_reference(repository_id, reference)
+            .await
+    }
+    async fn create_tag(
+        &self,
+        artifact: &Artifact,
+        tag: &Tag,
+        now: Millis,
+    ) -> CoreResult<TagRecord> {
+        let r = self.inner.create_tag(artifact, tag, now).await;
+        self.invalidate(|m| {
+            m.manifests.remove(&artifact.repository_name);
+        });
+        r
+    }
+}
+
+#[async_trait]
+impl RegistryStore for CachedStore {
+    async fn linked_blob(
+        &self,
+        repository: &RepoName,
+        digest: &Digest,
+    ) -> CoreResult<Option<(BlobInfo, BlobStatus)>> {
+        if let Some(hit) = self
+            .lock()
+            .blobs
+            .get(repository.as_str())
+            .and_then(|r| r.get(digest.as_str()))
+        {
+            return Ok(*hit);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let value = self.inner.linked_blob(repository, digest).await?;
+        // Blobs GC has marked are not cached: their next use must reach the
+        // store and clear the mark.
+        if matches!(value, None | Some((_, BlobStatus::None))) {
+            let mut m = self.lock();
+            if self.generation.load(Ordering::SeqCst) == generation {
+                m.blobs
+                    .entry(repository.as_str().to_owned())
+                    .or_default()
+                    .insert(digest.as_str().to_owned(), value);
+                m.count();
+            }
+        }
+        Ok(value)
+    }
+    async fn touch_blob(&self, digest: &Digest, now: Millis) -> CoreResult<BlobPresence> {
+        self.inner.touch_blob(digest, now).await
+    }
+    async fn commit_blob(
+        &self,
+        project_id: ProjectId,
+        repository: &RepoName,
+        digest: &Digest,
+        size: u64,
+        upload_id: Option<&str>,
+        now: Millis,
+    ) -> CoreResult<()> {
+        let r = self
+            .inner
+            .commit_blob(project_id, repository, digest, size, upload_id, now)
+            .await;
+        self.invalidate(|m| {
+            if let Some(b) = m.blobs.get_mut(repository.as_str()) {
+                b.remove(digest.as_str());
+            }
+        });
+        r
+    }
+    async fn mount_blob(
+        &self,
+        project_id: ProjectId,
+        repository: &RepoName,
+        from: &RepoName,
+        digest: &Digest,
+        now: Millis,
+    ) -> CoreResult<Option<BlobInfo>> {
+        let r = self
+            .inner
+            .mount_blob(project_id, repository, from, digest, now)
+            .await;
+        self.invalidate(|m| {
+            if let Some(b) = m.blobs.get_mut(repository.as_str()) {
+                b.remove(digest.as_str());
+            }
+        });
+        r
+    }
+    async fn unlink_blob(&self, repository: &RepoName, digest: &Digest) -> CoreResult<bool> {
+        let r = self.inner.unlink_blob(repository, digest).await;
+        self.invalidate(|m| {
+            if let Some(b) = m.blobs.get_mut(repository.as_str()) {
+                b.remove(digest.as_str());
+            }
+        });
+        r
+    }
+    async fn create_upload(&self, upload: &Upload) -> CoreResult<()> {
+        self.inner.create_upload(upload).await
+    }
+    async fn get_upload(&self, repository: &RepoName, id: &str) -> CoreResult<Option<Upload>> {
+        self.inner.get_upload(repository, id).await
+    }
+    async fn claim_upload(
+        &self,
+        repository: &RepoName,
+        id: &str,
+        owner: &str,
+        until: Millis,
+        now: Millis,
+    ) -> CoreResult<UploadClaim> {
+        self.inner
+            .claim_upload(repository, id, owner, until, now)
+            .await
+    }
+    async fn save_upload(
+        &self,
+        id: &str,
+        owner: &str,
+        size: u64,
+        hash_state: &[u8],
+        backend_state: &str,
+        now: Millis,
+    ) -> CoreResult<()> {
+        self.inner
+            .save_upload(id, owner, size, hash_state, backend_state, now)
+            .await
+    }
+    async fn renew_upload(&self, id: &str, owner: &str, until: Millis) -> CoreResult<bool> {
+        self.inner.renew_upload(id, owner, until).await
+    }
+    async fn release_upload(&self, id: &str, owner: &str) -> CoreResult<()> {
+        self.inner.release_upload(id, owner).await
+    }
+    async fn delete_upload(&self, id: &str) -> CoreResult<Option<Upload>> {
+        self.inner.delete_upload(id).await
+    }
+    async fn put_manifest(&self, artifact: &NewArtifact) -> CoreResult<PutManifestOutcome> {
+        let r = self.inner.put_manifest(artifact).await;
+        self.invalidate(|m| {
+            m.manifests.remove(artifact.repository.as_str());
+        });
+        r
+    }
+    async fn resolve_manifest(
+        &self,
+        repository: &RepoName,
+        reference: &Reference,
+    ) -> CoreResult<Option<ManifestRecord>> {
+        let key = reference.to_string();
+        if let Some(hit) = self
+            .lock()
+            .manifests
+            .get(repository.as_str())
+            .and_then(|r| r.get(&key))
+        {
+            return Ok(hit.clone());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let value = self.inner.resolve_manifest(repository, reference).await?;
+        let mut m = self.lock();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            m.manifests
+                .entry(repository.as_str().to_owned())
+                .or_default()
+                .insert(key, value.clone());
+            m.count();
+        }
+        Ok(value)
+    }
+    async fn delete_manifest(
+        &self,
+        repository: &RepoName,
+        digest: &Digest,
+    ) -> CoreResult<DeletedArtifacts> {
+        let r = self.inner.delete_manifest(repository, digest).await;
+        self.invalidate(|m| {
+            m.manifests.remove(repository.as_str());
+        });
+        r
+    }
+    async fn delete_tag(&self, repository: &RepoName, tag: &Tag) -> CoreResult<bool> {
+        let r = self.inner.delete_tag(repository, tag).await;
+        self.invalidate(|m| {
+            m.manifests.remove(repository.as_str());
+        });
+        r
+    }
+    async fn list_tags(
+        &self,
+        repository: &RepoName,
+        last: Option<&str>,
+        limit: u64,
+    ) -> CoreResult<Option<Vec<String>>> {
+        self.inner.list_tags(repository, last, limit).await
+    }
+    async fn referrers(
+        &self,
+        repository: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> CoreResult<Vec<Referrer>> {
+        self.inner
+            .referrers(repository, subject, artifact_type)
+            .await
+    }
+    async fn catalog(
+        &self,
+        visibility: &Visibility,
+        last: Option<&str>,
+        limit: u64,
+    ) -> CoreResult<Vec<String>> {
+        self.inner.catalog(visibility, last, limit).await
+    }
+    async fn record_pulls(&self, pulls: &[PullRecord]) -> CoreResult<()> {
+        self.inner.record_pulls(pulls).await
+    }
+}
+
+impl MetaStore for CachedStore {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}
