@@ -13,11 +13,12 @@
 //! `rename(2)`: the final path holds either nothing or the complete blob.
 //! The filesystem needs no backend state; it is always the empty string.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use berth_core::error::{CoreError, CoreResult};
@@ -38,11 +39,21 @@ const WRITE_BUFFER: usize = 1 << 20;
 const MMAP_THRESHOLD: u64 = 64 << 10;
 /// Size of the chunks a read yields.
 const READ_CHUNK: usize = 2 << 20;
+/// Blobs are mapped this much at a time, so a large pull keeps only a few
+/// windows mapped (and counted in the process's RSS) at once.
+const MAP_WINDOW: u64 = 16 << 20;
+/// Written data is handed to the kernel for write-back every this many
+/// bytes, so the fsync that ends an upload has little left to do.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+/// Buffers in flight between the request and the writing thread.
+const WRITE_QUEUE: usize = 4;
 
 /// Blob storage in a local directory. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     root: Arc<PathBuf>,
+    /// Fan-out directories whose own entry is known to be durable.
+    durable_dirs: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl FsBlobStore {
@@ -54,6 +65,7 @@ impl FsBlobStore {
         }
         Ok(FsBlobStore {
             root: Arc::new(root),
+            durable_dirs: Arc::default(),
         })
     }
 
@@ -101,10 +113,7 @@ impl BlobStore for FsBlobStore {
     ) -> CoreResult<Box<dyn UploadWriter>> {
         let dir = self.upload_dir(id)?;
         let file = blocking(move || open_for_append(&dir, offset)).await?;
-        Ok(Box::new(FsUploadWriter {
-            file: Some(file),
-            buffer: Vec::with_capacity(WRITE_BUFFER),
-        }))
+        Ok(Box::new(FsUploadWriter::start(file, offset)))
     }
 
     async fn read_upload(&self, id: &str, _state: &str, size: u64) -> CoreResult<ByteStream> {
@@ -138,7 +147,8 @@ impl BlobStore for FsBlobStore {
     ) -> CoreResult<()> {
         let dir = self.upload_dir(id)?;
         let target = self.blob_path(digest);
-        blocking(move || commit(&dir, &target, size)).await
+        let durable_dirs = self.durable_dirs.clone();
+        blocking(move || commit(&dir, &target, size, &durable_dirs)).await
     }
 
     async fn abort_upload(&self, id: &str, _state: &str) -> CoreResult<()> {
@@ -180,37 +190,84 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// Appends to one upload's data file, writing in `WRITE_BUFFER` batches.
+/// What the request side sends to the writing thread.
+enum WriteOp {
+    Data(Bytes),
+    /// Everything was sent: make it durable and stop.
+    Finish,
+}
+
+/// Appends to one upload's data file. Chunks are gathered into
+/// `WRITE_BUFFER` batches and written by a dedicated blocking thread, so
+/// receiving and hashing the next bytes overlaps with writing the last
+/// ones; write-back to the disk starts every `WRITEBACK_EVERY` bytes.
 struct FsUploadWriter {
-    /// `None` once a write failed: the position in the file is unknown then.
-    file: Option<File>,
     buffer: Vec<u8>,
+    tx: Option<tokio::sync::mpsc::Sender<WriteOp>>,
+    worker: Option<tokio::task::JoinHandle<CoreResult<()>>>,
 }
 
 impl FsUploadWriter {
-    /// Writes the buffer and then `extra`, if any, in one blocking call;
-    /// with `sync`, also makes the file durable.
-    async fn flush(&mut self, extra: Option<Bytes>, sync: bool) -> CoreResult<()> {
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| CoreError::Internal("upload writer used after a failed write".into()))?;
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let (file, buffer) = blocking(move || {
-            file.write_all(&buffer)
-                .and_then(|()| match &extra {
-                    Some(extra) => file.write_all(extra),
-                    None => Ok(()),
-                })
-                .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
-                .map_err(|e| CoreError::Internal(format!("writing upload data failed: {e}")))?;
-            buffer.clear();
-            Ok((file, buffer))
-        })
-        .await?;
-        self.file = Some(file);
-        self.buffer = buffer;
+    fn start(mut file: File, offset: u64) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<WriteOp>(WRITE_QUEUE);
+        let worker = tokio::task::spawn_blocking(move || -> CoreResult<()> {
+            let fail =
+                |e: io::Error| CoreError::Internal(format!("writing upload data failed: {e}"));
+            let mut flushed = offset;
+            let mut written = offset;
+            while let Some(op) = rx.blocking_recv() {
+                match op {
+                    WriteOp::Data(bytes) => {
+                        file.write_all(&bytes).map_err(fail)?;
+                        written += bytes.len() as u64;
+                        if written - flushed >= WRITEBACK_EVERY {
+                            start_writeback(&file, flushed, written - flushed);
+                            flushed = written;
+                        }
+                    }
+                    WriteOp::Finish => return file.sync_data().map_err(fail),
+                }
+            }
+            // The request was abandoned: nothing is promised about the data.
+            Ok(())
+        });
+        FsUploadWriter {
+            buffer: Vec::with_capacity(WRITE_BUFFER),
+            tx: Some(tx),
+            worker: Some(worker),
+        }
+    }
+
+    async fn send(&mut self, op: WriteOp) -> CoreResult<()> {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| CoreError::Internal("upload writer used after it finished".into()))?;
+        if tx.send(op).await.is_err() {
+            // The thread stopped: its result says why.
+            return Err(self.join().await.err().unwrap_or_else(|| {
+                CoreError::Internal("the upload writing thread stopped".into())
+            }));
+        }
         Ok(())
+    }
+
+    async fn send_buffer(&mut self) -> CoreResult<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buffer, Vec::with_capacity(WRITE_BUFFER));
+        self.send(WriteOp::Data(Bytes::from(full))).await
+    }
+
+    async fn join(&mut self) -> CoreResult<()> {
+        self.tx = None;
+        match self.worker.take() {
+            Some(w) => w
+                .await
+                .map_err(|e| CoreError::Internal(format!("upload writing thread failed: {e}")))?,
+            None => Ok(()),
+        }
     }
 }
 
@@ -218,19 +275,44 @@ impl FsUploadWriter {
 impl UploadWriter for FsUploadWriter {
     async fn write(&mut self, chunk: Bytes) -> CoreResult<()> {
         if chunk.len() >= WRITE_BUFFER {
-            return self.flush(Some(chunk), false).await;
+            self.send_buffer().await?;
+            return self.send(WriteOp::Data(chunk)).await;
         }
         if self.buffer.len() + chunk.len() > WRITE_BUFFER {
-            self.flush(None, false).await?;
+            self.send_buffer().await?;
         }
         self.buffer.extend_from_slice(&chunk);
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> CoreResult<String> {
-        self.flush(None, true).await?;
+        self.send_buffer().await?;
+        self.send(WriteOp::Finish).await?;
+        self.join().await?;
         Ok(String::new())
     }
+}
+
+/// Asks the kernel to start writing `[offset, offset + len)` to the disk
+/// now (Linux `sync_file_range`), without waiting. A hint: errors are
+/// reported by the final fsync.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain syscall on a file descriptor we own; it reads no
+        // memory of ours.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 /// Opens an upload's data file positioned at `offset`, dropping whatever a
@@ -272,7 +354,12 @@ fn open_for_append(dir: &Path, offset: u64) -> CoreResult<File> {
 /// Order matters for crash safety: the data is made durable before the
 /// rename, and the rename before the upload is removed, so at any moment
 /// `target` is absent or complete.
-fn commit(dir: &Path, target: &Path, size: u64) -> CoreResult<()> {
+fn commit(
+    dir: &Path,
+    target: &Path,
+    size: u64,
+    durable_dirs: &Mutex<HashSet<PathBuf>>,
+) -> CoreResult<()> {
     if blob_has_size(target, size)? {
         // Stored already (a parallel push, or a retry after a crash that
         // followed the rename): keep the one copy.
@@ -316,9 +403,19 @@ fn commit(dir: &Path, target: &Path, size: u64) -> CoreResult<()> {
     sync_dir(parent)?;
     // The fan-out directory may have been created moments ago by another
     // commit that has not yet made its entry durable: do it here too, so
-    // this commit is durable when it returns.
-    if let Some(grandparent) = parent.parent() {
-        sync_dir(grandparent)?;
+    // this commit is durable when it returns — once per directory and
+    // process, after which it is known to be durable.
+    let known = durable_dirs
+        .lock()
+        .map(|d| d.contains(parent))
+        .unwrap_or(false);
+    if !known {
+        if let Some(grandparent) = parent.parent() {
+            sync_dir(grandparent)?;
+        }
+        if let Ok(mut d) = durable_dirs.lock() {
+            d.insert(parent.to_path_buf());
+        }
     }
     remove_upload_dir(dir);
     Ok(())
@@ -417,25 +514,41 @@ fn read_blob(path: &Path, digest: &Digest, range: Option<(u64, u64)>) -> CoreRes
             .map_err(|e| io_error("read", path, e))?;
         return Ok(futures::stream::once(async move { Ok(Bytes::from(buf)) }).boxed());
     }
-    let count = usize::try_from(count)
-        .map_err(|_| CoreError::Internal(format!("range of {count} bytes cannot be mapped")))?;
+    let file = Arc::new(file);
+    let path = path.to_path_buf();
+    let windows = (0..count)
+        .step_by(MAP_WINDOW as usize)
+        .map(move |w| (start + w, (count - w).min(MAP_WINDOW)));
+    Ok(futures::stream::iter(windows)
+        .flat_map(move |(at, len)| match map_window(&file, &path, at, len) {
+            Ok(chunks) => futures::stream::iter(chunks.into_iter().map(Ok)).left_stream(),
+            Err(e) => futures::stream::once(async move { Err(io::Error::other(e.to_string())) })
+                .right_stream(),
+        })
+        .boxed())
+}
+
+/// Maps `len` bytes of a committed blob from `at`, as zero-copy chunks.
+/// The window is unmapped when the last chunk is dropped.
+fn map_window(file: &File, path: &Path, at: u64, len: u64) -> CoreResult<Vec<Bytes>> {
+    let len = usize::try_from(len)
+        .map_err(|_| CoreError::Internal(format!("window of {len} bytes cannot be mapped")))?;
     // SAFETY: the map is read-only and committed blobs are immutable: a
     // blob file is never written or truncated after its rename into place,
     // only replaced by another rename (a new inode) or unlinked, and
     // neither affects pages already mapped from this inode. The one way to
     // break this is someone editing the store's files by hand.
-    let map = unsafe { MmapOptions::new().offset(start).len(count).map(&file) }
+    let map = unsafe { MmapOptions::new().offset(at).len(len).map(file) }
         .map_err(|e| io_error("map", path, e))?;
     // Hints only: read ahead, so the page faults taken while the response
     // is written hit the page cache instead of the disk.
     let _ = map.advise(Advice::Sequential);
-    let _ = map.advise_range(Advice::WillNeed, 0, count.min(4 * READ_CHUNK));
+    let _ = map.advise(Advice::WillNeed);
     let bytes = Bytes::from_owner(map);
-    let chunks: Vec<io::Result<Bytes>> = (0..count)
+    Ok((0..len)
         .step_by(READ_CHUNK)
-        .map(|at| Ok(bytes.slice(at..(at + READ_CHUNK).min(count))))
-        .collect();
-    Ok(futures::stream::iter(chunks).boxed())
+        .map(|o| bytes.slice(o..(o + READ_CHUNK).min(len)))
+        .collect())
 }
 
 /// Streams `count` bytes of `file` from `start`, one blocking read per chunk.

@@ -43,6 +43,12 @@ impl PgStore {
     fn writer(&self) -> &Pool<Db> {
         &self.pool
     }
+
+    /// A connection for transactions a client is told succeeded; every
+    /// PostgreSQL commit is durable with the server's default settings.
+    async fn durable(&self) -> berth_core::CoreResult<sqlx::pool::PoolConnection<Db>> {
+        self.pool.acquire().await.map_err(db)
+    }
 }
 
 include!("shared.rs");

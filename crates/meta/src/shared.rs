@@ -18,6 +18,13 @@ use berth_oci::{Digest, Platform, Reference, RepoName, Tag};
 use bytes::Bytes;
 use sqlx::{QueryBuilder, Row};
 
+// Durability: operations whose success a client is told about (a 201 for a
+// blob or manifest, a created or deleted project, a deletion) run on a
+// connection from `durable()`, which on SQLite commits with
+// `synchronous = FULL`; progress records (upload sessions, leases, pull
+// counts) use the default connection and survive a process crash but may
+// roll back on a power cut, which only makes a client retry.
+
 fn db(e: sqlx::Error) -> CoreError {
     CoreError::Internal(format!("metadata store: {e}"))
 }
@@ -376,7 +383,7 @@ impl UserStore for Store {
         .bind(&user.password_hash)
         .bind(user.sysadmin)
         .bind(now)
-        .fetch_one(self.writer())
+        .fetch_one(&mut *self.durable().await?)
         .await;
         match row {
             Ok(r) => Ok(user_from(r)),
@@ -412,7 +419,7 @@ impl UserStore for Store {
             .bind(hash)
             .bind(berth_core::clock::now())
             .bind(id)
-            .execute(self.writer())
+            .execute(&mut *self.durable().await?)
             .await
             .map_err(db)?;
         Ok(())
@@ -439,7 +446,8 @@ impl UserStore for Store {
 impl ProjectStore for Store {
     async fn create_project(&self, project: &NewProject) -> CoreResult<Project> {
         let now = berth_core::clock::now();
-        let mut tx = self.writer().begin().await.map_err(db)?;
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         let id: Result<(i64,), _> = sqlx::query_as(
             "INSERT INTO projects (name, owner_id, public, metadata, registry_id, storage_limit, creation_time, update_time)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
@@ -564,7 +572,8 @@ impl ProjectStore for Store {
     }
 
     async fn delete_project(&self, id: ProjectId) -> CoreResult<Vec<Upload>> {
-        let mut tx = self.writer().begin().await.map_err(db)?;
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         let repos: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM repositories WHERE project_id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
@@ -687,7 +696,8 @@ impl ProjectStore for Store {
     }
 
     async fn delete_repository(&self, id: RepositoryId) -> CoreResult<DeletedArtifacts> {
-        let mut tx = self.writer().begin().await.map_err(db)?;
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         let name: Option<(String,)> = sqlx::query_as("SELECT name FROM repositories WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -819,7 +829,7 @@ impl ProjectStore for Store {
         .bind(artifact.id)
         .bind(tag.as_str())
         .bind(now)
-        .fetch_one(self.writer())
+        .fetch_one(&mut *self.durable().await?)
         .await;
         match row {
             Ok((id,)) => Ok(TagRecord {
@@ -883,7 +893,8 @@ impl RegistryStore for Store {
         upload_id: Option<&str>,
         now: Millis,
     ) -> CoreResult<()> {
-        let mut tx = self.writer().begin().await.map_err(db)?;
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         sqlx::query(
             "INSERT INTO blobs (digest, size, status, creation_time, update_time) VALUES ($1, $2, 'none', $3, $3)
              ON CONFLICT (digest) DO UPDATE SET status = 'none', update_time = excluded.update_time",
@@ -924,7 +935,8 @@ impl RegistryStore for Store {
         digest: &Digest,
         now: Millis,
     ) -> CoreResult<Option<BlobInfo>> {
-        let mut tx = self.writer().begin().await.map_err(db)?;
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         let row: Option<(i64,)> = sqlx::query_as(
             "UPDATE blobs SET status = 'none', update_time = $1 WHERE digest = $2 AND status <> 'deleting'
                AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository = $3 AND rb.digest = $2)
@@ -958,7 +970,7 @@ impl RegistryStore for Store {
         let r = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
             .bind(repository.as_str())
             .bind(digest.as_str())
-            .execute(self.writer())
+            .execute(&mut *self.durable().await?)
             .await
             .map_err(db)?;
         Ok(r.rows_affected() > 0)
@@ -1078,7 +1090,8 @@ impl RegistryStore for Store {
 
     async fn put_manifest(&self, a: &NewArtifact) -> CoreResult<PutManifestOutcome> {
         let now = a.push_time;
-        let mut tx = self.writer().begin().await.map_err(db)?;
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         // Every referenced blob must be linked to this repository and not
         // being swept. Touching it here (a row lock on PostgreSQL) keeps GC
         // from sweeping it until this transaction is over.
@@ -1306,7 +1319,8 @@ impl RegistryStore for Store {
     }
 
     async fn delete_manifest(&self, repository: &RepoName, digest: &Digest) -> CoreResult<DeletedArtifacts> {
-        let mut tx = self.writer().begin().await.map_err(db)?;
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT a.id, r.id FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
         )
@@ -1329,7 +1343,7 @@ impl RegistryStore for Store {
         )
         .bind(tag.as_str())
         .bind(repository.as_str())
-        .execute(self.writer())
+        .execute(&mut *self.durable().await?)
         .await
         .map_err(db)?;
         Ok(r.rows_affected() > 0)

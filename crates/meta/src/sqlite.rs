@@ -1,7 +1,8 @@
-//! The metadata store on SQLite: WAL journal, `synchronous = FULL` so an
-//! acknowledged push survives power loss, a pool of readers and a single
-//! writer connection (SQLite has one writer; serializing writes in the pool
-//! avoids lock-upgrade failures under concurrency).
+//! The metadata store on SQLite: WAL journal; `synchronous = FULL` for the
+//! transactions a client is told succeeded (so an acknowledged push
+//! survives a power cut) and `NORMAL` for progress records; a pool of
+//! readers and a single writer connection (SQLite has one writer;
+//! serializing writes in the pool avoids lock-upgrade failures).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,7 +27,7 @@ impl SqliteStore {
             .map_err(|e| berth_core::CoreError::Internal(format!("invalid SQLite URL: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             .pragma("temp_store", "memory")
@@ -35,6 +36,13 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(60))
+            // `durable()` raises this for one transaction; set it back.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
+                    Ok(true)
+                })
+            })
             .connect_with(options.clone())
             .await
             .map_err(|e| {
@@ -63,6 +71,16 @@ impl SqliteStore {
 
     fn writer(&self) -> &Pool<Db> {
         &self.write
+    }
+
+    /// The writer connection, committing with `synchronous = FULL`: what is
+    /// committed on it survives a power cut.
+    async fn durable(&self) -> berth_core::CoreResult<sqlx::pool::PoolConnection<Db>> {
+        let mut conn = self.write.acquire().await.map_err(db)?;
+        sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = FULL")
+            .await
+            .map_err(db)?;
+        Ok(conn)
     }
 }
 
