@@ -6,6 +6,7 @@
 //! bench_client push-many <base-url> <repo> <count> <bytes> <concurrency>
 //! bench_client pull-blob <base-url> <repo> <digest>
 //! bench_client push-image <base-url> <repo> <tag>            # prints the manifest and a blob digest
+//! bench_client rps <base-url> <path> <GET|HEAD> <connections> <seconds> [accept]
 //! ```
 //! Credentials come from `BENCH_USER` / `BENCH_PASSWORD` when set. Each
 //! command prints one JSON line.
@@ -217,6 +218,56 @@ async fn main() {
             println!(
                 "{}",
                 json!({ "manifest": Digest::sha256(manifest.as_bytes()).as_str(), "blob": dl.as_str() })
+            );
+        }
+        "rps" => {
+            // `repo` is the request path here.
+            let method: Method = arg(&args, 4, "method").parse().expect("method");
+            let conns: usize = arg(&args, 5, "connections").parse().expect("connections");
+            let secs: f64 = arg(&args, 6, "seconds").parse().expect("seconds");
+            let accept = args.get(7).cloned();
+            let target = Arc::new(target);
+            let done = Arc::new(AtomicUsize::new(0));
+            let failed = Arc::new(AtomicUsize::new(0));
+            let until = Instant::now() + std::time::Duration::from_secs_f64(secs);
+            let started = Instant::now();
+            let workers: Vec<_> = (0..conns)
+                .map(|_| {
+                    let (target, done, failed, path, method, accept) = (
+                        target.clone(),
+                        done.clone(),
+                        failed.clone(),
+                        repo.clone(),
+                        method.clone(),
+                        accept.clone(),
+                    );
+                    tokio::spawn(async move {
+                        while Instant::now() < until {
+                            let mut r = target.req(method.clone(), &path);
+                            if let Some(a) = &accept {
+                                r = r.header("accept", a);
+                            }
+                            match r.send().await {
+                                Ok(res) if res.status().is_success() => {
+                                    let _ = res.bytes().await;
+                                    done.fetch_add(1, Ordering::Relaxed);
+                                }
+                                _ => {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.await.expect("worker");
+            }
+            let secs = started.elapsed().as_secs_f64();
+            let n = done.load(Ordering::Relaxed);
+            println!(
+                "{}",
+                json!({ "rps": n as f64 / secs, "requests": n, "failed": failed.load(Ordering::Relaxed) })
             );
         }
         other => {

@@ -232,7 +232,7 @@ impl FsUploadWriter {
             Ok(())
         });
         FsUploadWriter {
-            buffer: Vec::with_capacity(WRITE_BUFFER),
+            buffer: Vec::new(),
             tx: Some(tx),
             worker: Some(worker),
         }
@@ -256,7 +256,7 @@ impl FsUploadWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let full = std::mem::replace(&mut self.buffer, Vec::with_capacity(WRITE_BUFFER));
+        let full = std::mem::take(&mut self.buffer);
         self.send(WriteOp::Data(Bytes::from(full))).await
     }
 
