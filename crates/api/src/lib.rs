@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use berth_core::catalog::Catalog;
 use berth_core::identity::Identity;
@@ -49,6 +49,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(oci::router(state.clone()))
         .nest("/api/v2.0", harbor::router(state.clone()))
+        .layer(middleware::from_fn(reject_nul))
         .layer(middleware::from_fn_with_state(state, log_requests))
         // A bug must answer 500, not drop the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
@@ -76,6 +77,27 @@ async fn log_requests(State(_state): State<AppState>, mut req: Request, next: Ne
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(target: "berth::request", %method, %path, status, duration_ms = format_args!("{ms:.2}"), request_id = %id, "request");
     res
+}
+
+/// Refuses a request whose path or query decodes to a NUL character or to
+/// invalid UTF-8: no name, tag or search text may hold one, and stores
+/// would otherwise see it.
+async fn reject_nul(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    let bad = |s: &str| match percent_encoding::percent_decode_str(s).decode_utf8() {
+        Ok(text) => text.contains('\0'),
+        Err(_) => true,
+    };
+    if bad(uri.path()) || uri.query().is_some_and(|q| bad(&q.replace('+', " "))) {
+        let body = r#"{"errors":[{"code":"BAD_REQUEST","message":"the request path or query holds a NUL character or invalid UTF-8"}]}"#;
+        let mut res = (http::StatusCode::BAD_REQUEST, body).into_response();
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return res;
+    }
+    next.run(req).await
 }
 
 /// The request's id, for handlers that log.

@@ -26,6 +26,13 @@ use sqlx::{QueryBuilder, Row};
 // roll back on a power cut, which only makes a client retry.
 
 fn db(e: sqlx::Error) -> CoreError {
+    if let sqlx::Error::Database(d) = &e {
+        // PostgreSQL refuses NUL in text (22021, 22P05): the input was bad,
+        // not the store.
+        if matches!(d.code().as_deref(), Some("22021") | Some("22P05")) {
+            return CoreError::BadRequest("text must not contain NUL characters".into());
+        }
+    }
     CoreError::Internal(format!("metadata store: {e}"))
 }
 

@@ -23,6 +23,7 @@ crate::on_backends!(
     manifest_validation,
     listing_pagination,
     streamed_bodies_without_length,
+    malformed_input_never_5xx,
 );
 
 const DUMMY: &str = "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
@@ -1806,4 +1807,158 @@ async fn streamed_bodies_without_length(s: &Server) {
         .unwrap();
     assert_eq!(header(&res, "content-length"), Some(m.len().to_string()));
     assert_eq!(res.bytes().await.unwrap().as_ref(), m.as_slice());
+}
+
+/// A corpus of malformed names, references, digests, ranges, bodies and
+/// headers thrown at every endpoint: the answer is always a 4xx (or a
+/// success), never a 5xx, and the server keeps serving.
+async fn malformed_input_never_5xx(s: &Server) {
+    s.create_project("conf", false).await;
+    let (kept, _, _) = s.push_image("conf/ok", "v1", 1).await;
+    let names = [
+        "conf/ok",
+        "conf/%2e%2e",
+        "conf/..",
+        "conf//x",
+        "conf/a%2fb",
+        "conf/\\x",
+        "CONF/x",
+        "conf/x%00",
+        "%00/x",
+        "conf/_x",
+        "conf/x-",
+        "a",
+        "conf/",
+        "/conf/x",
+        "conf/x/../../y",
+    ];
+    let long = format!("conf/{}", "a".repeat(300));
+    let refs = [
+        "v1",
+        ".INVALID",
+        "sha256:",
+        "sha256:xyz",
+        "sha512:00",
+        "md5:00",
+        "%20",
+        "a%2fb",
+        "v1:v2",
+        "::::",
+    ];
+    let digests = [
+        "sha256:../../etc/passwd",
+        "sha256:ABCDEF",
+        "sha256:",
+        "x",
+        "sha384:00",
+        "sha256:%2e%2e",
+    ];
+    let mut paths: Vec<(Method, String)> = vec![];
+    for n in names.iter().copied().chain([long.as_str()]) {
+        for r in refs {
+            paths.push((Method::GET, format!("/v2/{n}/manifests/{r}")));
+            paths.push((Method::PUT, format!("/v2/{n}/manifests/{r}")));
+            paths.push((Method::DELETE, format!("/v2/{n}/manifests/{r}")));
+        }
+        for d in digests {
+            paths.push((Method::HEAD, format!("/v2/{n}/blobs/{d}")));
+            paths.push((Method::DELETE, format!("/v2/{n}/blobs/{d}")));
+            paths.push((Method::GET, format!("/v2/{n}/referrers/{d}")));
+            paths.push((Method::POST, format!("/v2/{n}/blobs/uploads/?digest={d}")));
+            paths.push((
+                Method::POST,
+                format!("/v2/{n}/blobs/uploads/?mount={d}&from=conf/ok"),
+            ));
+        }
+        paths.push((Method::GET, format!("/v2/{n}/tags/list?n=-1")));
+        paths.push((
+            Method::GET,
+            format!("/v2/{n}/tags/list?n=99999999999999999999999&last=%ff"),
+        ));
+        paths.push((Method::PATCH, format!("/v2/{n}/blobs/uploads/not-a-uuid")));
+        paths.push((
+            Method::PUT,
+            format!("/v2/{n}/blobs/uploads/../../etc?digest=sha256:00"),
+        ));
+        paths.push((
+            Method::GET,
+            format!("/v2/{n}/blobs/uploads/{}", uuid::Uuid::new_v4()),
+        ));
+    }
+    for q in ["n=abc", "n=-5", "last=%00", "n=1e9"] {
+        paths.push((Method::GET, format!("/v2/_catalog?{q}")));
+    }
+    for p in [
+        "/api/v2.0/projects/%00",
+        "/api/v2.0/projects/a%2fb/repositories/x",
+        "/api/v2.0/projects/conf/repositories/%252e%252e",
+        "/api/v2.0/projects/conf/repositories/ok/artifacts/sha256:xyz",
+        "/api/v2.0/projects/conf/repositories/ok/artifacts/%00/tags",
+        "/api/v2.0/projects?page=-1",
+        "/api/v2.0/projects?page_size=x",
+        "/api/v2.0/projects?q=name=[a~b]",
+        "/api/v2.0/projects?q=name={a b}",
+        "/api/v2.0/projects?q=,,,",
+        "/api/v2.0/projects?q=%3D%3D%3D",
+        "/api/v2.0/repositories?sort=-",
+        "/api/v2.0/projects/conf/repositories/ok/artifacts?q=tags=[1~2]",
+        "/api/v2.0/projects/conf/repositories/ok/artifacts?q=digest=nope",
+    ] {
+        paths.push((Method::GET, p.to_owned()));
+    }
+    let bodies: [&[u8]; 4] = [b"", b"{", b"\xff\xfe\x00", b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"digest\":7}}"];
+    for (i, (method, path)) in paths.iter().enumerate() {
+        let mut r = s
+            .admin(method.clone(), path)
+            .body(bodies[i % bodies.len()].to_vec());
+        if i % 3 == 0 {
+            r = r
+                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                .header("content-range", "9-1");
+        }
+        if i % 5 == 0 {
+            r = r.header("range", "bytes=-0-").header("accept", ";;;,,,");
+        }
+        let res = r
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        assert!(
+            res.status().as_u16() < 500,
+            "{method} {path} answered {}",
+            res.status()
+        );
+    }
+    for body in [
+        &b"{"[..],
+        b"[]",
+        b"{\"project_name\":7}",
+        b"{\"project_name\":\"x\",\"metadata\":[1]}",
+        b"{\"project_name\":\"x\",\"storage_limit\":\"big\"}",
+    ] {
+        let res = s
+            .admin(Method::POST, "/api/v2.0/projects")
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{}", String::from_utf8_lossy(body));
+    }
+    assert_eq!(
+        status(s, Method::GET, &format!("/v2/conf/ok/manifests/{kept}")).await,
+        200,
+        "still serving"
+    );
+    let res = s
+        .admin(Method::PUT, "/api/v2.0/projects/conf/repositories/ok")
+        .json(&json!({ "description": "nul \u{0} inside" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_client_error() || res.status().is_success(),
+        "{}",
+        res.status()
+    );
 }
