@@ -11,25 +11,54 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use berth_core::audit::Audit;
 use berth_core::catalog::Catalog;
 use berth_core::identity::Identity;
+use berth_core::members::Members;
 use berth_core::registry::Registry;
+use berth_core::robots::Robots;
+use berth_core::settings::Settings;
+use berth_core::users::Users;
 use http::{HeaderName, HeaderValue};
 
 pub mod auth;
 pub mod harbor;
 pub mod oci;
+pub mod service;
 mod timefmt;
 
 /// Facts the API reports about this installation.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     /// Base URL clients reach Berth at, without a trailing slash
-    /// (e.g. `http://registry.example.com`).
-    pub external_url: String,
+    /// (e.g. `https://registry.example.com`); when unset, each request's
+    /// `Host` (and `X-Forwarded-Proto`) says it.
+    pub external_url: Option<String>,
     /// The blob backend's name (`filesystem`, `s3`).
     pub storage_provider: String,
     pub version: String,
+}
+
+impl ApiSettings {
+    /// The base URL for absolute URLs in answers to `headers`' request.
+    pub fn base_url(&self, headers: &http::HeaderMap) -> String {
+        if let Some(u) = &self.external_url {
+            return u.clone();
+        }
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost");
+        let scheme = match headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some("https") => "https",
+            _ => "http",
+        };
+        format!("{scheme}://{host}")
+    }
 }
 
 /// Everything handlers reach, shared by both surfaces.
@@ -38,6 +67,11 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub catalog: Arc<Catalog>,
     pub identity: Arc<Identity>,
+    pub users: Arc<Users>,
+    pub members: Arc<Members>,
+    pub robots: Arc<Robots>,
+    pub audit: Arc<Audit>,
+    pub config: Arc<Settings>,
     pub settings: Arc<ApiSettings>,
 }
 
@@ -49,6 +83,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(oci::router(state.clone()))
         .nest("/api/v2.0", harbor::router(state.clone()))
+        .merge(service::router(state.clone()))
+        .layer(middleware::from_fn_with_state(state.clone(), read_only))
         .layer(middleware::from_fn(reject_nul))
         .layer(middleware::from_fn_with_state(state, log_requests))
         // A bug must answer 500, not drop the connection.
@@ -96,6 +132,37 @@ async fn reject_nul(req: Request, next: Next) -> Response {
             HeaderValue::from_static("application/json"),
         );
         return res;
+    }
+    next.run(req).await
+}
+
+/// In read-only mode every write is refused with Harbor's message, except
+/// signing in and out, asking for registry tokens, and the configuration
+/// change that ends read-only mode.
+async fn read_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    use http::Method;
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if write {
+        let path = req.uri().path();
+        let exempt = path == "/api/v2.0/configurations"
+            || path.starts_with("/c/login")
+            || path.starts_with("/c/log_out")
+            || path.starts_with("/service/token");
+        if !exempt {
+            match state.config.current().await {
+                Ok(cfg) if cfg.read_only => {
+                    let body = r#"{"errors":[{"code":"DENIED","message":"The system is in read only mode. Any modification is prohibited."}]}"#;
+                    let mut res = (http::StatusCode::FORBIDDEN, body).into_response();
+                    res.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    return res;
+                }
+                Ok(_) => {}
+                Err(e) => return harbor::error::ApiError::from(e).into_response(),
+            }
+        }
     }
     next.run(req).await
 }

@@ -25,6 +25,17 @@ pub fn iso_or_zero(ms: Option<Millis>) -> String {
     ms.map(iso).unwrap_or_else(|| ZERO_TIME.to_owned())
 }
 
+/// Parses an RFC 3339 time or Harbor's "2020-04-09 02:36:00" (UTC).
+pub fn parse(s: &str) -> Option<Millis> {
+    if let Ok(t) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Some((t.unix_timestamp_nanos() / 1_000_000) as Millis);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s, &fmt)
+        .ok()
+        .map(|t| (t.assume_utc().unix_timestamp_nanos() / 1_000_000) as Millis)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -32,5 +43,11 @@ mod tests {
         assert_eq!(super::iso(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(super::iso(1_678_082_303_431), "2023-03-06T05:58:23.431Z");
         assert_eq!(super::iso_or_zero(None), super::ZERO_TIME);
+        assert_eq!(
+            super::parse("2023-03-06T05:58:23.431Z"),
+            Some(1_678_082_303_431)
+        );
+        assert_eq!(super::parse("1970-01-01 00:00:01"), Some(1000));
+        assert_eq!(super::parse("yesterday"), None);
     }
 }

@@ -41,6 +41,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub max_manifest_bytes: u64,
+    /// The registry-token signing key (PKCS#8 PEM), created if missing.
+    pub token_key_file: PathBuf,
 }
 
 /// The file's shape; every key optional.
@@ -57,6 +59,7 @@ struct FileConfig {
     log_format: Option<String>,
     log_level: Option<String>,
     max_manifest_bytes: Option<u64>,
+    token_key_file: Option<PathBuf>,
 }
 
 /// Environment variables and the file key each one sets.
@@ -72,6 +75,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("BERTH_LOG_FORMAT", "log_format"),
     ("BERTH_LOG_LEVEL", "log_level"),
     ("BERTH_MAX_MANIFEST_BYTES", "max_manifest_bytes"),
+    ("BERTH_TOKEN_KEY_FILE", "token_key_file"),
 ];
 
 fn read_secret_file(path: &Path) -> Result<String, String> {
@@ -115,6 +119,7 @@ impl Config {
                 "admin_password_file" => fc.admin_password_file = Some(v.into()),
                 "log_format" => fc.log_format = Some(v),
                 "log_level" => fc.log_level = Some(v),
+                "token_key_file" => fc.token_key_file = Some(v.into()),
                 "max_manifest_bytes" => {
                     fc.max_manifest_bytes = Some(
                         v.parse()
@@ -164,6 +169,9 @@ impl Config {
             "json" => LogFormat::Json,
             other => return Err(format!("log_format {other:?}: use text or json")),
         };
+        let token_key_file = fc
+            .token_key_file
+            .unwrap_or_else(|| data_dir.join("token.key"));
         let external_url = fc.external_url.map(|u| u.trim_end_matches('/').to_owned());
         if let Some(u) = &external_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -182,6 +190,7 @@ impl Config {
             log_format,
             log_level: fc.log_level.unwrap_or_else(|| "info".into()),
             max_manifest_bytes: fc.max_manifest_bytes.unwrap_or(4 * 1024 * 1024),
+            token_key_file,
         })
     }
 }

@@ -11,11 +11,17 @@ use std::time::Instant;
 
 use axum::extract::Request;
 use berth_api::{ApiSettings, AppState};
-use berth_core::catalog::{Catalog, CatalogSettings};
+use berth_core::audit::Audit;
+use berth_core::catalog::Catalog;
 use berth_core::events::EventBus;
 use berth_core::identity::Identity;
+use berth_core::members::Members;
 use berth_core::ports::BlobStore;
 use berth_core::registry::{Registry, RegistryConfig};
+use berth_core::robots::Robots;
+use berth_core::settings::Settings;
+use berth_core::tokens::TokenKeys;
+use berth_core::users::Users;
 use clap::{Parser, Subcommand};
 use config::{Config, LogFormat};
 use tokio::sync::watch;
@@ -133,7 +139,15 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         "storage opened"
     );
 
-    let identity = Arc::new(Identity::new(meta.clone()));
+    let events = EventBus::default();
+    let settings = Arc::new(Settings::new(meta.clone(), events.clone()));
+    let token_keys = load_token_key(&cfg)?;
+    let identity = Arc::new(Identity::new(
+        meta.clone(),
+        settings.clone(),
+        events.clone(),
+        token_keys,
+    ));
     if let Some(generated) = identity
         .ensure_admin(cfg.admin_password.as_ref().map(|s| s.0.as_str()))
         .await
@@ -149,7 +163,6 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .ok_or("the admin user is missing")?;
 
-    let events = EventBus::default();
     let registry = Arc::new(Registry::new(
         meta.clone(),
         blobs.clone(),
@@ -163,7 +176,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         meta.clone(),
         blobs.clone(),
         events.clone(),
-        CatalogSettings::default(),
+        settings.clone(),
     ));
     catalog
         .ensure_default_project(admin.id)
@@ -174,20 +187,17 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let external_url = cfg.external_url.clone().unwrap_or_else(|| {
-        let host = if local.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            local.ip().to_string()
-        };
-        format!("http://{host}:{}", local.port())
-    });
     let state = AppState {
         registry,
         catalog,
         identity,
+        users: Arc::new(Users::new(meta.clone(), settings.clone(), events.clone())),
+        members: Arc::new(Members::new(meta.clone(), events.clone())),
+        robots: Arc::new(Robots::new(meta.clone(), settings.clone(), events.clone())),
+        audit: Arc::new(Audit::new(meta.clone())),
+        config: settings.clone(),
         settings: Arc::new(ApiSettings {
-            external_url,
+            external_url: cfg.external_url.clone(),
             storage_provider: blobs.kind().to_owned(),
             version: format!("v{}-berth", env!("CARGO_PKG_VERSION")),
         }),
@@ -198,6 +208,12 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let recorder = tokio::spawn(berth_core::stats::run_pull_recorder(
         meta.clone(),
+        events.clone(),
+        stop_rx.clone(),
+    ));
+    let auditor = tokio::spawn(berth_core::audit::run_audit_recorder(
+        meta.clone(),
+        settings.clone(),
         events.clone(),
         stop_rx,
     ));
@@ -216,8 +232,45 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let _ = stop_tx.send(true);
     let _ = recorder.await;
+    let _ = auditor.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The registry-token signing key: read from `token_key_file`, or created
+/// there (mode 0600) on first start. Several nodes must share one file.
+fn load_token_key(cfg: &Config) -> Result<TokenKeys, String> {
+    let path = &cfg.token_key_file;
+    let pem = match std::fs::read_to_string(path) {
+        Ok(pem) => pem,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let pem = TokenKeys::generate_pem().map_err(|e| e.to_string())?;
+            write_private(path, &pem)
+                .map_err(|e| format!("cannot write the token key {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "created the registry token signing key");
+            pem
+        }
+        Err(e) => return Err(format!("cannot read the token key {}: {e}", path.display())),
+    };
+    TokenKeys::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 async fn shutdown_signal() {

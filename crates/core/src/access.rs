@@ -346,12 +346,30 @@ pub enum Principal {
     },
 }
 
+/// What a registry token grants: actions on named repositories, and the
+/// catalog.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TokenAccess {
+    pub repositories: Vec<(String, Vec<Action>)>,
+    pub catalog: bool,
+}
+
+impl TokenAccess {
+    pub fn allows(&self, repository: &str, action: Action) -> bool {
+        self.repositories
+            .iter()
+            .any(|(name, actions)| name == repository && actions.contains(&action))
+    }
+}
+
 /// A principal together with its project roles, resolved once per request
-/// by authentication; authorization never reads storage.
+/// by authentication; authorization never reads storage. A subject that
+/// came with a registry token is limited to what the token grants.
 #[derive(Clone, Debug)]
 pub struct Subject {
     pub principal: Principal,
     roles: HashMap<ProjectId, Vec<Role>>,
+    token: Option<TokenAccess>,
 }
 
 impl Subject {
@@ -359,11 +377,30 @@ impl Subject {
         Subject {
             principal: Principal::Anonymous,
             roles: HashMap::new(),
+            token: None,
         }
     }
 
     pub fn new(principal: Principal, roles: HashMap<ProjectId, Vec<Role>>) -> Self {
-        Subject { principal, roles }
+        Subject {
+            principal,
+            roles,
+            token: None,
+        }
+    }
+
+    /// Limits the subject to a registry token's grants.
+    pub fn with_token(mut self, access: TokenAccess) -> Self {
+        self.token = Some(access);
+        self
+    }
+
+    pub fn token(&self) -> Option<&TokenAccess> {
+        self.token.as_ref()
+    }
+
+    pub fn is_robot(&self) -> bool {
+        matches!(self.principal, Principal::Robot { .. })
     }
 
     pub fn is_anonymous(&self) -> bool {
@@ -525,6 +562,33 @@ pub fn authorize(
         Err(CoreError::Unauthenticated)
     } else {
         Err(CoreError::denied())
+    }
+}
+
+/// Decides an action on one repository. With a registry token, the token's
+/// grants decide (they were computed from the same rules when it was
+/// issued); otherwise the project rules do.
+pub fn authorize_repository(
+    subject: &Subject,
+    project: ProjectRef,
+    repository: &str,
+    action: Action,
+) -> Result<Granted, CoreError> {
+    match &subject.token {
+        Some(token) => {
+            if token.allows(repository, action) {
+                Ok(Granted {
+                    project: Some(project.id),
+                    resource: Resource::Repository,
+                    action,
+                })
+            } else if subject.is_anonymous() {
+                Err(CoreError::Unauthenticated)
+            } else {
+                Err(CoreError::denied())
+            }
+        }
+        None => authorize(subject, Some(project), Resource::Repository, action),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::events::{Event, EventBus};
 use crate::model::*;
 use crate::ports::{BlobStore, MetaStore};
 use crate::query::{ArtifactQuery, Page, ProjectQuery, RepositoryQuery};
+use crate::settings::Settings;
 
 /// How an API path names a project.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,29 +130,36 @@ pub fn normalize_metadata(
     Ok(out)
 }
 
-/// Settings the catalog needs from system configuration.
-#[derive(Debug, Clone)]
-pub struct CatalogSettings {
-    /// Default storage limit of new projects (-1: unlimited).
-    pub storage_per_project: i64,
-}
-
-impl Default for CatalogSettings {
-    fn default() -> Self {
-        CatalogSettings {
-            storage_per_project: -1,
-        }
-    }
-}
-
 pub struct Catalog {
     meta: Arc<dyn MetaStore>,
     blobs: Arc<dyn BlobStore>,
     events: EventBus,
-    settings: CatalogSettings,
+    settings: Arc<Settings>,
 }
 
-fn project_ref(p: &Project) -> ProjectRef {
+/// The project `key` names, authorized for `action` on `resource`.
+/// Anonymous callers cannot tell a missing project from a private one.
+pub(crate) async fn authorized_project(
+    meta: &dyn MetaStore,
+    subject: &Subject,
+    key: &ProjectKey,
+    resource: Resource,
+    action: Action,
+) -> CoreResult<Project> {
+    let found = match key {
+        ProjectKey::Id(id) => meta.project_by_id(*id).await?,
+        ProjectKey::Name(name) => meta.project_by_name(name).await?,
+    };
+    let project = match found {
+        Some(p) => p,
+        None if subject.is_anonymous() => return Err(CoreError::Unauthenticated),
+        None => return Err(CoreError::ProjectNotFound(key.to_string())),
+    };
+    access::authorize(subject, Some(project_ref(&project)), resource, action)?;
+    Ok(project)
+}
+
+pub(crate) fn project_ref(p: &Project) -> ProjectRef {
     ProjectRef {
         id: p.id,
         public: p.public,
@@ -163,7 +171,7 @@ impl Catalog {
         meta: Arc<dyn MetaStore>,
         blobs: Arc<dyn BlobStore>,
         events: EventBus,
-        settings: CatalogSettings,
+        settings: Arc<Settings>,
     ) -> Self {
         Catalog {
             meta,
@@ -173,15 +181,6 @@ impl Catalog {
         }
     }
 
-    async fn find_project(&self, key: &ProjectKey) -> CoreResult<Option<Project>> {
-        match key {
-            ProjectKey::Id(id) => self.meta.project_by_id(*id).await,
-            ProjectKey::Name(name) => self.meta.project_by_name(name).await,
-        }
-    }
-
-    /// The project, authorized for `action` on `resource`. Anonymous callers
-    /// cannot tell a missing project from a private one.
     async fn project_for(
         &self,
         subject: &Subject,
@@ -189,13 +188,7 @@ impl Catalog {
         resource: Resource,
         action: Action,
     ) -> CoreResult<Project> {
-        let project = match self.find_project(key).await? {
-            Some(p) => p,
-            None if subject.is_anonymous() => return Err(CoreError::Unauthenticated),
-            None => return Err(CoreError::ProjectNotFound(key.to_string())),
-        };
-        access::authorize(subject, Some(project_ref(&project)), resource, action)?;
-        Ok(project)
+        authorized_project(&*self.meta, subject, key, resource, action).await
     }
 
     /// Creates `library` (public, owned by the admin) if no project exists
@@ -212,7 +205,7 @@ impl Catalog {
                     owner_id,
                     public: true,
                     metadata,
-                    storage_limit: self.settings.storage_per_project,
+                    storage_limit: self.settings.current().await?.storage_per_project,
                     registry_id: None,
                 })
                 .await
@@ -229,9 +222,16 @@ impl Catalog {
         subject: &Subject,
         req: CreateProject,
     ) -> CoreResult<Project> {
+        let cfg = self.settings.current().await?;
+        let admin_only = cfg.project_creation_restriction == "adminonly" && !subject.is_sysadmin();
         let owner_id = match subject.user_id() {
-            Some(id) => id,
             None if subject.is_anonymous() => return Err(CoreError::Unauthenticated),
+            _ if admin_only => {
+                return Err(CoreError::Denied(
+                    "Only system admin can create project".into(),
+                ))
+            }
+            Some(id) => id,
             None => {
                 // Robots need the system-level project:create permission and
                 // the project is owned by the admin, as in Harbor.
@@ -268,7 +268,7 @@ impl Catalog {
                 }
                 limit
             }
-            _ => self.settings.storage_per_project,
+            _ => cfg.storage_per_project,
         };
         let project = self
             .meta

@@ -4,10 +4,10 @@
 //! best-effort: a subscriber that falls behind by more than the channel's
 //! capacity loses the oldest events and is told how many.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use berth_oci::Digest;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::clock::Millis;
 use crate::model::{ArtifactId, ProjectId, RepositoryId};
@@ -80,27 +80,122 @@ pub enum Event {
         operator: String,
         time: Millis,
     },
+    /// A login attempt (portal, API or registry credentials exchange).
+    Login {
+        username: String,
+        success: bool,
+        time: Millis,
+    },
+    Logout {
+        username: String,
+        time: Millis,
+    },
+    UserCreated {
+        username: String,
+        operator: String,
+        time: Millis,
+    },
+    UserUpdated {
+        username: String,
+        /// What changed, in words ("profile", "password", "sysadmin flag").
+        what: String,
+        operator: String,
+        time: Millis,
+    },
+    UserDeleted {
+        username: String,
+        operator: String,
+        time: Millis,
+    },
+    MemberCreated {
+        project_id: ProjectId,
+        project: String,
+        member: String,
+        role: String,
+        operator: String,
+        time: Millis,
+    },
+    MemberUpdated {
+        project_id: ProjectId,
+        project: String,
+        member: String,
+        role: String,
+        operator: String,
+        time: Millis,
+    },
+    MemberDeleted {
+        project_id: ProjectId,
+        project: String,
+        member: String,
+        operator: String,
+        time: Millis,
+    },
+    RobotCreated {
+        project_id: ProjectId,
+        name: String,
+        operator: String,
+        time: Millis,
+    },
+    RobotUpdated {
+        project_id: ProjectId,
+        name: String,
+        what: String,
+        operator: String,
+        time: Millis,
+    },
+    RobotDeleted {
+        project_id: ProjectId,
+        name: String,
+        operator: String,
+        time: Millis,
+    },
+    /// Keys only, never values: configuration holds secrets.
+    ConfigurationUpdated {
+        keys: Vec<String>,
+        operator: String,
+        time: Millis,
+    },
 }
 
 /// Fan-out of [`Event`]s to every subscriber.
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
+    reliable: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<Event>>>>>,
 }
 
 impl EventBus {
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity);
-        EventBus { tx }
+        EventBus {
+            tx,
+            reliable: Arc::default(),
+        }
     }
 
     pub fn publish(&self, event: Event) {
+        let event = Arc::new(event);
+        if let Ok(mut subs) = self.reliable.lock() {
+            subs.retain(|s| s.send(event.clone()).is_ok());
+        }
         // No subscribers is not an error.
-        let _ = self.tx.send(Arc::new(event));
+        let _ = self.tx.send(event);
     }
 
+    /// A best-effort subscription: a subscriber that falls too far behind
+    /// loses the oldest events.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
+    }
+
+    /// A subscription that never loses an event (for the audit log): its
+    /// queue grows instead, so its consumer must keep up.
+    pub fn subscribe_reliable(&self) -> mpsc::UnboundedReceiver<Arc<Event>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut subs) = self.reliable.lock() {
+            subs.push(tx);
+        }
+        rx
     }
 }
 

@@ -5,15 +5,21 @@
 //! is no HTTP, SQL or cloud SDK in this crate.
 
 pub mod access;
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod events;
 pub mod identity;
+pub mod members;
 pub mod model;
 pub mod ports;
 pub mod query;
 pub mod registry;
+pub mod robots;
+pub mod settings;
 pub mod stats;
+pub mod tokens;
+pub mod users;
 
 pub use error::{CoreError, CoreResult};

@@ -271,3 +271,112 @@ pub struct PullRecord {
     pub tag: Option<String>,
     pub time: Millis,
 }
+
+/// Where a robot account belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RobotLevel {
+    System,
+    Project,
+}
+
+impl RobotLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RobotLevel::System => "system",
+            RobotLevel::Project => "project",
+        }
+    }
+}
+
+/// One (resource, action) a robot may use, as Harbor's API writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RobotAccess {
+    pub resource: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+}
+
+/// Permissions of a robot in one namespace: `kind` "system" with namespace
+/// "/", or "project" with a project name or "*" (every project).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RobotPermission {
+    pub kind: String,
+    pub namespace: String,
+    pub access: Vec<RobotAccess>,
+    /// The project `namespace` names, resolved when the robot was saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+}
+
+/// A robot account. `name` is the stored name (`ci` or `<project>+ci`);
+/// the login name adds the configured prefix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Robot {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub level: RobotLevel,
+    pub project_id: Option<ProjectId>,
+    pub secret_hash: String,
+    /// Bumped by every secret refresh; tokens carry it.
+    pub secret_version: i64,
+    pub permissions: Vec<RobotPermission>,
+    pub disabled: bool,
+    /// Days; -1 never expires.
+    pub duration: i64,
+    /// Unix seconds; -1 never.
+    pub expires_at: i64,
+    pub creator: String,
+    pub creation_time: Millis,
+    pub update_time: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRobot {
+    pub name: String,
+    pub description: String,
+    pub level: RobotLevel,
+    pub project_id: Option<ProjectId>,
+    pub secret_hash: String,
+    pub permissions: Vec<RobotPermission>,
+    pub disabled: bool,
+    pub duration: i64,
+    pub expires_at: i64,
+    pub creator: String,
+}
+
+/// A project member (a user; groups arrive with LDAP/OIDC).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub entity_id: i64,
+    pub entity_name: String,
+    /// "u" for users, "g" for groups.
+    pub entity_type: String,
+    pub role: Role,
+}
+
+/// A portal session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub user_id: UserId,
+    pub csrf_token: String,
+    pub expires_at: Millis,
+}
+
+/// An audit log entry (Harbor's `audit_log_ext`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub operation: String,
+    pub operation_description: String,
+    pub resource_type: String,
+    pub resource: String,
+    pub username: String,
+    pub is_successful: bool,
+    pub op_time: Millis,
+}

@@ -13,7 +13,9 @@ use crate::access::{ProjectRef, Role, Visibility};
 use crate::clock::Millis;
 use crate::error::CoreResult;
 use crate::model::*;
-use crate::query::{ArtifactQuery, Page, ProjectQuery, RepositoryQuery};
+use crate::query::{
+    ArtifactQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery, UserQuery,
+};
 
 /// A stream of bytes read from or written to storage.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
@@ -100,6 +102,85 @@ pub trait UserStore: Send + Sync {
     async fn set_password_hash(&self, id: UserId, hash: &str) -> CoreResult<()>;
     /// Every project role the user holds, by project.
     async fn roles_of_user(&self, id: UserId) -> CoreResult<HashMap<ProjectId, Vec<Role>>>;
+}
+
+/// Everything about who may act: the users' profiles, project members,
+/// robot accounts and portal sessions.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// A page of (not deleted) users and the total.
+    async fn list_users(&self, query: &UserQuery, page: Page) -> CoreResult<(Vec<User>, i64)>;
+    /// `Conflict` if the email is used by another user.
+    async fn update_user_profile(
+        &self,
+        id: UserId,
+        email: &str,
+        realname: &str,
+        comment: &str,
+    ) -> CoreResult<()>;
+    async fn set_sysadmin(&self, id: UserId, sysadmin: bool) -> CoreResult<()>;
+    /// Soft delete: the row stays (audit), renamed `<name>#<id>` so the
+    /// name and email are free again; memberships and sessions go.
+    async fn delete_user(&self, id: UserId) -> CoreResult<()>;
+
+    /// A page of a project's members, optionally those whose name contains
+    /// `entity_name`, and the total.
+    async fn list_members(
+        &self,
+        project_id: ProjectId,
+        entity_name: Option<&str>,
+        page: Page,
+    ) -> CoreResult<(Vec<Member>, i64)>;
+    /// The member `id` of `project_id`; `None` when it belongs elsewhere.
+    async fn member(&self, project_id: ProjectId, id: i64) -> CoreResult<Option<Member>>;
+    /// Adds a user as a member. `Conflict` if already one.
+    async fn add_member(
+        &self,
+        project_id: ProjectId,
+        user_id: UserId,
+        role: Role,
+    ) -> CoreResult<Member>;
+    /// `false` when no such member of `project_id`.
+    async fn update_member_role(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+        role: Role,
+    ) -> CoreResult<bool>;
+    /// `false` when no such member of `project_id`.
+    async fn delete_member(&self, project_id: ProjectId, id: i64) -> CoreResult<bool>;
+
+    /// `Conflict` if the name is taken.
+    async fn create_robot(&self, robot: &NewRobot) -> CoreResult<Robot>;
+    async fn robot_by_id(&self, id: i64) -> CoreResult<Option<Robot>>;
+    async fn robot_by_name(&self, name: &str) -> CoreResult<Option<Robot>>;
+    async fn list_robots(&self, query: &RobotQuery, page: Page) -> CoreResult<(Vec<Robot>, i64)>;
+    /// Saves description, permissions, disabled, duration and expiry.
+    async fn update_robot(&self, robot: &Robot) -> CoreResult<()>;
+    /// Stores a new secret hash and bumps the secret version.
+    async fn set_robot_secret(&self, id: i64, hash: &str) -> CoreResult<()>;
+    async fn delete_robot(&self, id: i64) -> CoreResult<bool>;
+
+    async fn create_session(&self, token_hash: &str, session: &Session) -> CoreResult<()>;
+    /// The session if it exists and has not expired at `now`.
+    async fn session(&self, token_hash: &str, now: Millis) -> CoreResult<Option<Session>>;
+    async fn extend_session(&self, token_hash: &str, expires_at: Millis) -> CoreResult<()>;
+    async fn delete_session(&self, token_hash: &str) -> CoreResult<()>;
+}
+
+/// System-wide records: configuration and the audit log.
+#[async_trait]
+pub trait SystemStore: Send + Sync {
+    /// Every stored configuration value, as JSON text by key.
+    async fn configuration(&self) -> CoreResult<BTreeMap<String, String>>;
+    /// Stores the given keys (JSON text values) in one transaction.
+    async fn save_configuration(&self, values: &BTreeMap<String, String>) -> CoreResult<()>;
+    async fn insert_audit(&self, entries: &[AuditEntry]) -> CoreResult<()>;
+    async fn list_audit(
+        &self,
+        query: &AuditQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<AuditEntry>, i64)>;
 }
 
 /// Harbor's management model: projects, repositories, artifacts as lists.
@@ -292,7 +373,9 @@ pub trait RegistryStore: Send + Sync {
 }
 
 /// The whole metadata store.
-pub trait MetaStore: UserStore + ProjectStore + RegistryStore + Send + Sync + 'static {
+pub trait MetaStore:
+    UserStore + AccountStore + ProjectStore + RegistryStore + SystemStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`.
     fn kind(&self) -> &'static str;
 }

@@ -138,3 +138,48 @@ mod tests {
         assert_eq!(Page::new(u64::MAX, 100).offset(), u64::MAX);
     }
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserSortField {
+    Id,
+    Username,
+    Email,
+    CreationTime,
+    UpdateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct UserQuery {
+    pub username: Option<TextMatch>,
+    pub email: Option<TextMatch>,
+    pub sort: Vec<Sort<UserSortField>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct RobotQuery {
+    pub level: Option<crate::model::RobotLevel>,
+    pub project_id: Option<ProjectId>,
+    pub name: Option<TextMatch>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditSortField {
+    Id,
+    OpTime,
+    Operation,
+    ResourceType,
+    Username,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditQuery {
+    /// `None`: every project and system entries; `Some`: these projects only.
+    pub projects: Option<Vec<ProjectId>>,
+    pub operation: Option<TextMatch>,
+    pub resource_type: Option<TextMatch>,
+    pub resource: Option<TextMatch>,
+    pub username: Option<TextMatch>,
+    pub from: Option<crate::clock::Millis>,
+    pub to: Option<crate::clock::Millis>,
+    pub sort: Vec<Sort<AuditSortField>>,
+}

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::access::{self, Action, Granted, ProjectRef, Resource, Subject};
+use crate::access::{self, Action, Granted, ProjectRef, Subject};
 use crate::clock::{self, Millis};
 use crate::error::{CoreError, CoreResult};
 use crate::events::{Event, EventBus};
@@ -142,7 +142,7 @@ impl Registry {
             None if subject.is_anonymous() => return Err(CoreError::Unauthenticated),
             None => return Err(CoreError::ProjectNotFound(repo.project().to_owned())),
         };
-        let granted = access::authorize(subject, Some(project), Resource::Repository, action)?;
+        let granted = access::authorize_repository(subject, project, repo.as_str(), action)?;
         Ok((project, granted))
     }
 
@@ -275,8 +275,16 @@ impl Registry {
         let status = self
             .create_session(subject, &project, repo, digest.algorithm())
             .await?;
-        self.finish_session(repo, &status.id, digest, None, content_length, Some(body))
-            .await
+        self.finish_session(
+            subject,
+            repo,
+            &status.id,
+            digest,
+            None,
+            content_length,
+            Some(body),
+        )
+        .await
     }
 
     /// Spec "GET upload status".
@@ -291,6 +299,7 @@ impl Registry {
             .meta
             .get_upload(repo, id)
             .await?
+            .filter(|u| u.owner == subject.name())
             .ok_or(CoreError::UploadNotFound)?;
         Ok(UploadStatus {
             id: upload.id,
@@ -310,6 +319,7 @@ impl Registry {
             .meta
             .get_upload(repo, id)
             .await?
+            .filter(|u| u.owner == subject.name())
             .ok_or(CoreError::UploadNotFound)?;
         self.meta.delete_upload(&upload.id).await?;
         self.blobs
@@ -318,7 +328,14 @@ impl Registry {
         Ok(())
     }
 
-    async fn claim(&self, repo: &RepoName, id: &str) -> CoreResult<Upload> {
+    /// Takes the session's write lease. A session is bound to its
+    /// repository and to the principal that opened it: anyone else is told
+    /// it does not exist.
+    async fn claim(&self, subject: &Subject, repo: &RepoName, id: &str) -> CoreResult<Upload> {
+        match self.meta.get_upload(repo, id).await? {
+            Some(u) if u.owner == subject.name() => {}
+            _ => return Err(CoreError::UploadNotFound),
+        }
         let now = clock::now();
         let until = now + self.config.upload_lease.as_millis() as Millis;
         match self
@@ -344,7 +361,7 @@ impl Registry {
         body: ByteStream,
     ) -> CoreResult<UploadStatus> {
         self.authorize(subject, repo, Action::Push).await?;
-        let upload = self.claim(repo, id).await?;
+        let upload = self.claim(subject, repo, id).await?;
         let result = async {
             let expected = check_chunk(&upload, range, content_length)?;
             let (size, hasher, state) = self.append(&upload, body, expected).await?;
@@ -450,12 +467,14 @@ impl Registry {
         body: Option<ByteStream>,
     ) -> CoreResult<BlobInfo> {
         self.authorize(subject, repo, Action::Push).await?;
-        self.finish_session(repo, id, digest, range, content_length, body)
+        self.finish_session(subject, repo, id, digest, range, content_length, body)
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn finish_session(
         &self,
+        subject: &Subject,
         repo: &RepoName,
         id: &str,
         digest: &Digest,
@@ -463,7 +482,7 @@ impl Registry {
         content_length: Option<u64>,
         body: Option<ByteStream>,
     ) -> CoreResult<BlobInfo> {
-        let upload = self.claim(repo, id).await?;
+        let upload = self.claim(subject, repo, id).await?;
         let result = self
             .finish_claimed(&upload, repo, digest, range, content_length, body)
             .await;
@@ -865,6 +884,16 @@ impl Registry {
         n: Option<u64>,
         last: Option<&str>,
     ) -> CoreResult<(Vec<String>, bool)> {
+        if let Some(token) = subject.token() {
+            // A registry token reaches the catalog only with that scope.
+            if !token.catalog {
+                return Err(if subject.is_anonymous() {
+                    CoreError::Unauthenticated
+                } else {
+                    CoreError::denied()
+                });
+            }
+        }
         let visibility = access::visibility(subject);
         let limit = n.unwrap_or(MAX_LIST).min(MAX_LIST);
         if limit == 0 {

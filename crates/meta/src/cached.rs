@@ -1,7 +1,7 @@
 //! A read cache in front of a `MetaStore` that only this process writes to
-//! (the embedded SQLite store): project access facts, resolved manifests and
-//! repository blob links — the reads behind every pull — are answered from
-//! memory. Every write that can change them invalidates them first, and a
+//! (the embedded SQLite store): users, roles, robots, project access facts,
+//! resolved manifests and repository blob links — the reads behind every
+//! authenticated pull — are answered from memory. Every write that can change them invalidates them first, and a
 //! generation counter keeps a read that raced with a write from caching a
 //! stale answer. Not for stores shared by several nodes.
 
@@ -14,8 +14,12 @@ use berth_core::access::{ProjectRef, Role, Visibility};
 use berth_core::clock::Millis;
 use berth_core::error::CoreResult;
 use berth_core::model::*;
-use berth_core::ports::{BlobPresence, MetaStore, ProjectStore, RegistryStore, UserStore};
-use berth_core::query::{ArtifactQuery, Page, ProjectQuery, RepositoryQuery};
+use berth_core::ports::{
+    AccountStore, BlobPresence, MetaStore, ProjectStore, RegistryStore, SystemStore, UserStore,
+};
+use berth_core::query::{
+    ArtifactQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery, UserQuery,
+};
 use berth_oci::{Digest, Reference, RepoName, Tag};
 
 /// Entries kept before a map is simply emptied.
@@ -23,6 +27,11 @@ const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Default)]
 struct Maps {
+    users_by_name: HashMap<String, Option<User>>,
+    users_by_id: HashMap<UserId, Option<User>>,
+    roles: HashMap<UserId, HashMap<ProjectId, Vec<Role>>>,
+    robots_by_name: HashMap<String, Option<Robot>>,
+    robots_by_id: HashMap<i64, Option<Robot>>,
     projects: HashMap<String, Option<ProjectRef>>,
     manifests: HashMap<String, HashMap<String, Option<ManifestRecord>>>,
     blobs: HashMap<String, HashMap<String, Option<(BlobInfo, BlobStatus)>>>,
@@ -76,24 +85,83 @@ impl CachedStore {
     fn clear_all(&self) {
         self.invalidate(|m| *m = Maps::default());
     }
+
+    /// Reads through the cache: `get` finds a cached value, `load` asks the
+    /// store, `put` caches its answer unless a write happened meanwhile.
+    async fn read_through<T: Clone, F>(
+        &self,
+        get: impl Fn(&Maps) -> Option<T>,
+        load: F,
+        put: impl FnOnce(&mut Maps, T),
+    ) -> CoreResult<T>
+    where
+        F: std::future::Future<Output = CoreResult<T>>,
+    {
+        if let Some(hit) = get(&self.lock()) {
+            return Ok(hit);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let value = load.await?;
+        let mut m = self.lock();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            put(&mut m, value.clone());
+            m.count();
+        }
+        Ok(value)
+    }
+
+    fn forget_accounts(&self) {
+        self.invalidate(|m| {
+            m.users_by_name.clear();
+            m.users_by_id.clear();
+            m.roles.clear();
+            m.robots_by_name.clear();
+            m.robots_by_id.clear();
+        });
+    }
 }
 
 #[async_trait]
 impl UserStore for CachedStore {
     async fn create_user(&self, user: &NewUser) -> CoreResult<User> {
-        self.inner.create_user(user).await
+        let r = self.inner.create_user(user).await;
+        self.forget_accounts();
+        r
     }
     async fn user_by_name(&self, username: &str) -> CoreResult<Option<User>> {
-        self.inner.user_by_name(username).await
+        self.read_through(
+            |m| m.users_by_name.get(username).cloned(),
+            self.inner.user_by_name(username),
+            |m, v| {
+                m.users_by_name.insert(username.to_owned(), v);
+            },
+        )
+        .await
     }
     async fn user_by_id(&self, id: UserId) -> CoreResult<Option<User>> {
-        self.inner.user_by_id(id).await
+        self.read_through(
+            |m| m.users_by_id.get(&id).cloned(),
+            self.inner.user_by_id(id),
+            |m, v| {
+                m.users_by_id.insert(id, v);
+            },
+        )
+        .await
     }
     async fn set_password_hash(&self, id: UserId, hash: &str) -> CoreResult<()> {
-        self.inner.set_password_hash(id, hash).await
+        let r = self.inner.set_password_hash(id, hash).await;
+        self.forget_accounts();
+        r
     }
     async fn roles_of_user(&self, id: UserId) -> CoreResult<HashMap<ProjectId, Vec<Role>>> {
-        self.inner.roles_of_user(id).await
+        self.read_through(
+            |m| m.roles.get(&id).cloned(),
+            self.inner.roles_of_user(id),
+            |m, v| {
+                m.roles.insert(id, v);
+            },
+        )
+        .await
     }
 }
 
@@ -101,8 +169,10 @@ impl UserStore for CachedStore {
 impl ProjectStore for CachedStore {
     async fn create_project(&self, project: &NewProject) -> CoreResult<Project> {
         let r = self.inner.create_project(project).await;
+        // The owner became a member.
         self.invalidate(|m| {
             m.projects.remove(project.name.as_str());
+            m.roles.clear();
         });
         r
     }
@@ -411,5 +481,147 @@ impl RegistryStore for CachedStore {
 impl MetaStore for CachedStore {
     fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+}
+
+#[async_trait]
+impl AccountStore for CachedStore {
+    async fn list_users(&self, query: &UserQuery, page: Page) -> CoreResult<(Vec<User>, i64)> {
+        self.inner.list_users(query, page).await
+    }
+    async fn update_user_profile(
+        &self,
+        id: UserId,
+        email: &str,
+        realname: &str,
+        comment: &str,
+    ) -> CoreResult<()> {
+        let r = self
+            .inner
+            .update_user_profile(id, email, realname, comment)
+            .await;
+        self.forget_accounts();
+        r
+    }
+    async fn set_sysadmin(&self, id: UserId, sysadmin: bool) -> CoreResult<()> {
+        let r = self.inner.set_sysadmin(id, sysadmin).await;
+        self.forget_accounts();
+        r
+    }
+    async fn delete_user(&self, id: UserId) -> CoreResult<()> {
+        let r = self.inner.delete_user(id).await;
+        self.forget_accounts();
+        r
+    }
+    async fn list_members(
+        &self,
+        project_id: ProjectId,
+        entity_name: Option<&str>,
+        page: Page,
+    ) -> CoreResult<(Vec<Member>, i64)> {
+        self.inner.list_members(project_id, entity_name, page).await
+    }
+    async fn member(&self, project_id: ProjectId, id: i64) -> CoreResult<Option<Member>> {
+        self.inner.member(project_id, id).await
+    }
+    async fn add_member(
+        &self,
+        project_id: ProjectId,
+        user_id: UserId,
+        role: Role,
+    ) -> CoreResult<Member> {
+        let r = self.inner.add_member(project_id, user_id, role).await;
+        self.forget_accounts();
+        r
+    }
+    async fn update_member_role(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+        role: Role,
+    ) -> CoreResult<bool> {
+        let r = self.inner.update_member_role(project_id, id, role).await;
+        self.forget_accounts();
+        r
+    }
+    async fn delete_member(&self, project_id: ProjectId, id: i64) -> CoreResult<bool> {
+        let r = self.inner.delete_member(project_id, id).await;
+        self.forget_accounts();
+        r
+    }
+    async fn create_robot(&self, robot: &NewRobot) -> CoreResult<Robot> {
+        let r = self.inner.create_robot(robot).await;
+        self.forget_accounts();
+        r
+    }
+    async fn robot_by_id(&self, id: i64) -> CoreResult<Option<Robot>> {
+        self.read_through(
+            |m| m.robots_by_id.get(&id).cloned(),
+            self.inner.robot_by_id(id),
+            |m, v| {
+                m.robots_by_id.insert(id, v);
+            },
+        )
+        .await
+    }
+    async fn robot_by_name(&self, name: &str) -> CoreResult<Option<Robot>> {
+        self.read_through(
+            |m| m.robots_by_name.get(name).cloned(),
+            self.inner.robot_by_name(name),
+            |m, v| {
+                m.robots_by_name.insert(name.to_owned(), v);
+            },
+        )
+        .await
+    }
+    async fn list_robots(&self, query: &RobotQuery, page: Page) -> CoreResult<(Vec<Robot>, i64)> {
+        self.inner.list_robots(query, page).await
+    }
+    async fn update_robot(&self, robot: &Robot) -> CoreResult<()> {
+        let r = self.inner.update_robot(robot).await;
+        self.forget_accounts();
+        r
+    }
+    async fn set_robot_secret(&self, id: i64, hash: &str) -> CoreResult<()> {
+        let r = self.inner.set_robot_secret(id, hash).await;
+        self.forget_accounts();
+        r
+    }
+    async fn delete_robot(&self, id: i64) -> CoreResult<bool> {
+        let r = self.inner.delete_robot(id).await;
+        self.forget_accounts();
+        r
+    }
+    async fn create_session(&self, token_hash: &str, session: &Session) -> CoreResult<()> {
+        self.inner.create_session(token_hash, session).await
+    }
+    async fn session(&self, token_hash: &str, now: Millis) -> CoreResult<Option<Session>> {
+        self.inner.session(token_hash, now).await
+    }
+    async fn extend_session(&self, token_hash: &str, expires_at: Millis) -> CoreResult<()> {
+        self.inner.extend_session(token_hash, expires_at).await
+    }
+    async fn delete_session(&self, token_hash: &str) -> CoreResult<()> {
+        self.inner.delete_session(token_hash).await
+    }
+}
+
+#[async_trait]
+impl SystemStore for CachedStore {
+    async fn configuration(&self) -> CoreResult<BTreeMap<String, String>> {
+        self.inner.configuration().await
+    }
+    async fn save_configuration(&self, values: &BTreeMap<String, String>) -> CoreResult<()> {
+        self.inner.save_configuration(values).await
+    }
+    async fn insert_audit(&self, entries: &[AuditEntry]) -> CoreResult<()> {
+        self.inner.insert_audit(entries).await
+    }
+    async fn list_audit(
+        &self,
+        query: &AuditQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<AuditEntry>, i64)> {
+        self.inner.list_audit(query, page).await
     }
 }

@@ -12,7 +12,7 @@ use berth_core::access::{ProjectRef, Role, Visibility};
 use berth_core::clock::Millis;
 use berth_core::error::{CoreError, CoreResult};
 use berth_core::model::*;
-use berth_core::ports::{BlobPresence, MetaStore, ProjectStore, RegistryStore, UserStore};
+use berth_core::ports::{AccountStore, BlobPresence, MetaStore, ProjectStore, RegistryStore, SystemStore, UserStore};
 use berth_core::query::*;
 use berth_oci::{Digest, Platform, Reference, RepoName, Tag};
 use bytes::Bytes;
@@ -1467,5 +1467,525 @@ impl RegistryStore for Store {
 impl MetaStore for Store {
     fn kind(&self) -> &'static str {
         KIND
+    }
+}
+
+type MemberRow = (i64, i64, i64, String, String, i64);
+
+fn member_from(r: MemberRow) -> Option<Member> {
+    Some(Member {
+        id: r.0,
+        project_id: r.1,
+        entity_id: r.2,
+        entity_name: r.3,
+        entity_type: r.4,
+        role: Role::from_id(r.5)?,
+    })
+}
+
+const MEMBER_SELECT: &str = "SELECT m.id, m.project_id, m.entity_id, u.username, m.entity_type, m.role
+     FROM project_members m JOIN users u ON u.id = m.entity_id AND m.entity_type = 'u'";
+
+#[derive(sqlx::FromRow)]
+struct RobotRow {
+    id: i64,
+    name: String,
+    description: String,
+    level: String,
+    project_id: Option<i64>,
+    secret_hash: String,
+    secret_version: i64,
+    permissions: String,
+    disabled: bool,
+    duration: i64,
+    expires_at: i64,
+    creator: String,
+    creation_time: i64,
+    update_time: i64,
+}
+
+impl RobotRow {
+    fn into_robot(self) -> Robot {
+        Robot {
+            id: self.id,
+            name: self.name,
+            description: self.description,
+            level: if self.level == "system" { RobotLevel::System } else { RobotLevel::Project },
+            project_id: self.project_id,
+            secret_hash: self.secret_hash,
+            secret_version: self.secret_version,
+            permissions: serde_json::from_str(&self.permissions).unwrap_or_default(),
+            disabled: self.disabled,
+            duration: self.duration,
+            expires_at: self.expires_at,
+            creator: self.creator,
+            creation_time: self.creation_time,
+            update_time: self.update_time,
+        }
+    }
+}
+
+const ROBOT_COLUMNS: &str = "id, name, description, level, project_id, secret_hash, secret_version, permissions, disabled, duration, expires_at, creator, creation_time, update_time";
+
+type AuditRow = (i64, i64, String, String, String, String, String, bool, i64);
+
+fn audit_from(r: AuditRow) -> AuditEntry {
+    AuditEntry {
+        id: r.0,
+        project_id: r.1,
+        operation: r.2,
+        operation_description: r.3,
+        resource_type: r.4,
+        resource: r.5,
+        username: r.6,
+        is_successful: r.7,
+        op_time: r.8,
+    }
+}
+
+#[async_trait]
+impl AccountStore for Store {
+    async fn list_users(&self, query: &UserQuery, page: Page) -> CoreResult<(Vec<User>, i64)> {
+        fn filters(qb: &mut QueryBuilder<'_, Db>, query: &UserQuery) {
+            qb.push(" FROM users WHERE NOT deleted");
+            if let Some(m) = &query.username {
+                push_text_match(qb, "username", m);
+            }
+            if let Some(m) = &query.email {
+                push_text_match(qb, "email", m);
+            }
+        }
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*)");
+        filters(&mut count, query);
+        let total: (i64,) = count.build_query_as().fetch_one(self.reader()).await.map_err(db)?;
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {USER_COLUMNS}"));
+        filters(&mut qb, query);
+        push_order(
+            &mut qb,
+            &query.sort,
+            |f| match f {
+                UserSortField::Id => "id",
+                UserSortField::Username => "username",
+                UserSortField::Email => "email",
+                UserSortField::CreationTime => "creation_time",
+                UserSortField::UpdateTime => "update_time",
+            },
+            "id ASC",
+        );
+        qb.push(" LIMIT ");
+        qb.push_bind(page.size as i64);
+        qb.push(" OFFSET ");
+        qb.push_bind(page.offset().min(i64::MAX as u64) as i64);
+        let rows: Vec<UserRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        Ok((rows.into_iter().map(user_from).collect(), total.0))
+    }
+
+    async fn update_user_profile(&self, id: UserId, email: &str, realname: &str, comment: &str) -> CoreResult<()> {
+        let r = sqlx::query("UPDATE users SET email = $1, realname = $2, comment = $3, update_time = $4 WHERE id = $5 AND NOT deleted")
+            .bind(email)
+            .bind(realname)
+            .bind(comment)
+            .bind(berth_core::clock::now())
+            .bind(id)
+            .execute(&mut *self.durable().await?)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(CoreError::Conflict(format!("the email {email} is already used"))),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn set_sysadmin(&self, id: UserId, sysadmin: bool) -> CoreResult<()> {
+        sqlx::query("UPDATE users SET sysadmin = $1, update_time = $2 WHERE id = $3 AND NOT deleted")
+            .bind(sysadmin)
+            .bind(berth_core::clock::now())
+            .bind(id)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: UserId) -> CoreResult<()> {
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+        sqlx::query(
+            "UPDATE users SET deleted = TRUE, username = username || '#' || CAST(id AS TEXT),
+               email = CASE WHEN email = '' THEN '' ELSE email || '#' || CAST(id AS TEXT) END, update_time = $1
+             WHERE id = $2 AND NOT deleted",
+        )
+        .bind(berth_core::clock::now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        for stmt in [
+            "DELETE FROM project_members WHERE entity_type = 'u' AND entity_id = $1",
+            "DELETE FROM sessions WHERE user_id = $1",
+        ] {
+            sqlx::query(stmt).bind(id).execute(&mut *tx).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn list_members(&self, project_id: ProjectId, entity_name: Option<&str>, page: Page) -> CoreResult<(Vec<Member>, i64)> {
+        let mut count = QueryBuilder::<Db>::new(
+            "SELECT COUNT(*) FROM project_members m JOIN users u ON u.id = m.entity_id AND m.entity_type = 'u' WHERE m.project_id = ",
+        );
+        count.push_bind(project_id);
+        let mut qb = QueryBuilder::<Db>::new(format!("{MEMBER_SELECT} WHERE m.project_id = "));
+        qb.push_bind(project_id);
+        if let Some(n) = entity_name.filter(|n| !n.is_empty()) {
+            let m = TextMatch::Fuzzy(n.to_owned());
+            push_text_match(&mut count, "u.username", &m);
+            push_text_match(&mut qb, "u.username", &m);
+        }
+        let total: (i64,) = count.build_query_as().fetch_one(self.reader()).await.map_err(db)?;
+        qb.push(" ORDER BY m.id LIMIT ");
+        qb.push_bind(page.size as i64);
+        qb.push(" OFFSET ");
+        qb.push_bind(page.offset().min(i64::MAX as u64) as i64);
+        let rows: Vec<MemberRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        Ok((rows.into_iter().filter_map(member_from).collect(), total.0))
+    }
+
+    async fn member(&self, project_id: ProjectId, id: i64) -> CoreResult<Option<Member>> {
+        let row: Option<MemberRow> = sqlx::query_as(&format!("{MEMBER_SELECT} WHERE m.project_id = $1 AND m.id = $2"))
+            .bind(project_id)
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await
+            .map_err(db)?;
+        Ok(row.and_then(member_from))
+    }
+
+    async fn add_member(&self, project_id: ProjectId, user_id: UserId, role: Role) -> CoreResult<Member> {
+        let now = berth_core::clock::now();
+        let r: Result<(i64,), _> = sqlx::query_as(
+            "INSERT INTO project_members (project_id, entity_type, entity_id, role, creation_time, update_time)
+             VALUES ($1, 'u', $2, $3, $4, $4) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(role.id())
+        .bind(now)
+        .fetch_one(&mut *self.durable().await?)
+        .await;
+        let id = match r {
+            Ok((id,)) => id,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(CoreError::Conflict("the user is already a member of the project".into()))
+            }
+            Err(e) => return Err(db(e)),
+        };
+        self.member(project_id, id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("created member vanished".into()))
+    }
+
+    async fn update_member_role(&self, project_id: ProjectId, id: i64, role: Role) -> CoreResult<bool> {
+        let r = sqlx::query("UPDATE project_members SET role = $1, update_time = $2 WHERE project_id = $3 AND id = $4")
+            .bind(role.id())
+            .bind(berth_core::clock::now())
+            .bind(project_id)
+            .bind(id)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn delete_member(&self, project_id: ProjectId, id: i64) -> CoreResult<bool> {
+        let r = sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND id = $2")
+            .bind(project_id)
+            .bind(id)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn create_robot(&self, robot: &NewRobot) -> CoreResult<Robot> {
+        let now = berth_core::clock::now();
+        let r: Result<RobotRow, _> = sqlx::query_as(&format!(
+            "INSERT INTO robots (name, description, level, project_id, secret_hash, permissions, disabled, duration, expires_at, creator, creation_time, update_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {ROBOT_COLUMNS}"
+        ))
+        .bind(&robot.name)
+        .bind(&robot.description)
+        .bind(robot.level.as_str())
+        .bind(robot.project_id)
+        .bind(&robot.secret_hash)
+        .bind(to_json(&robot.permissions))
+        .bind(robot.disabled)
+        .bind(robot.duration)
+        .bind(robot.expires_at)
+        .bind(&robot.creator)
+        .bind(now)
+        .fetch_one(&mut *self.durable().await?)
+        .await;
+        match r {
+            Ok(row) => Ok(row.into_robot()),
+            Err(e) if is_unique_violation(&e) => Err(CoreError::Conflict(format!("the robot account {} already exists", robot.name))),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn robot_by_id(&self, id: i64) -> CoreResult<Option<Robot>> {
+        let row: Option<RobotRow> = sqlx::query_as(&format!("SELECT {ROBOT_COLUMNS} FROM robots WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await
+            .map_err(db)?;
+        Ok(row.map(RobotRow::into_robot))
+    }
+
+    async fn robot_by_name(&self, name: &str) -> CoreResult<Option<Robot>> {
+        let row: Option<RobotRow> = sqlx::query_as(&format!("SELECT {ROBOT_COLUMNS} FROM robots WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(self.reader())
+            .await
+            .map_err(db)?;
+        Ok(row.map(RobotRow::into_robot))
+    }
+
+    async fn list_robots(&self, query: &RobotQuery, page: Page) -> CoreResult<(Vec<Robot>, i64)> {
+        fn filters(qb: &mut QueryBuilder<'_, Db>, query: &RobotQuery) {
+            qb.push(" FROM robots WHERE 1 = 1");
+            if let Some(level) = query.level {
+                qb.push(" AND level = ");
+                qb.push_bind(level.as_str());
+            }
+            if let Some(pid) = query.project_id {
+                qb.push(" AND project_id = ");
+                qb.push_bind(pid);
+            }
+            if let Some(m) = &query.name {
+                push_text_match(qb, "name", m);
+            }
+        }
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*)");
+        filters(&mut count, query);
+        let total: (i64,) = count.build_query_as().fetch_one(self.reader()).await.map_err(db)?;
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {ROBOT_COLUMNS}"));
+        filters(&mut qb, query);
+        qb.push(" ORDER BY id LIMIT ");
+        qb.push_bind(page.size as i64);
+        qb.push(" OFFSET ");
+        qb.push_bind(page.offset().min(i64::MAX as u64) as i64);
+        let rows: Vec<RobotRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        Ok((rows.into_iter().map(RobotRow::into_robot).collect(), total.0))
+    }
+
+    async fn update_robot(&self, robot: &Robot) -> CoreResult<()> {
+        sqlx::query(
+            "UPDATE robots SET description = $1, permissions = $2, disabled = $3, duration = $4, expires_at = $5, update_time = $6 WHERE id = $7",
+        )
+        .bind(&robot.description)
+        .bind(to_json(&robot.permissions))
+        .bind(robot.disabled)
+        .bind(robot.duration)
+        .bind(robot.expires_at)
+        .bind(berth_core::clock::now())
+        .bind(robot.id)
+        .execute(&mut *self.durable().await?)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn set_robot_secret(&self, id: i64, hash: &str) -> CoreResult<()> {
+        sqlx::query("UPDATE robots SET secret_hash = $1, secret_version = secret_version + 1, update_time = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(berth_core::clock::now())
+            .bind(id)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_robot(&self, id: i64) -> CoreResult<bool> {
+        let r = sqlx::query("DELETE FROM robots WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn create_session(&self, token_hash: &str, session: &Session) -> CoreResult<()> {
+        let now = berth_core::clock::now();
+        let mut conn = self.durable().await?;
+        sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at, creation_time) VALUES ($1, $2, $3, $4, $5)")
+            .bind(token_hash)
+            .bind(session.user_id)
+            .bind(&session.csrf_token)
+            .bind(session.expires_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str, now: Millis) -> CoreResult<Option<Session>> {
+        let row: Option<(i64, String, i64)> =
+            sqlx::query_as("SELECT user_id, csrf_token, expires_at FROM sessions WHERE token_hash = $1 AND expires_at >= $2")
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(db)?;
+        Ok(row.map(|(user_id, csrf_token, expires_at)| Session {
+            user_id,
+            csrf_token,
+            expires_at,
+        }))
+    }
+
+    async fn extend_session(&self, token_hash: &str, expires_at: Millis) -> CoreResult<()> {
+        sqlx::query("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2")
+            .bind(expires_at)
+            .bind(token_hash)
+            .execute(self.writer())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> CoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SystemStore for Store {
+    async fn configuration(&self) -> CoreResult<BTreeMap<String, String>> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT key, value FROM configurations")
+            .fetch_all(self.reader())
+            .await
+            .map_err(db)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn save_configuration(&self, values: &BTreeMap<String, String>) -> CoreResult<()> {
+        let now = berth_core::clock::now();
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+        for (k, v) in values {
+            sqlx::query(
+                "INSERT INTO configurations (key, value, update_time) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, update_time = excluded.update_time",
+            )
+            .bind(k)
+            .bind(v)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn insert_audit(&self, entries: &[AuditEntry]) -> CoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO audit_logs (project_id, operation, operation_description, resource_type, resource, username, is_successful, op_time)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(e.project_id)
+            .bind(&e.operation)
+            .bind(&e.operation_description)
+            .bind(&e.resource_type)
+            .bind(&e.resource)
+            .bind(&e.username)
+            .bind(e.is_successful)
+            .bind(e.op_time)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, query: &AuditQuery, page: Page) -> CoreResult<(Vec<AuditEntry>, i64)> {
+        fn filters(qb: &mut QueryBuilder<'_, Db>, query: &AuditQuery) {
+            qb.push(" FROM audit_logs WHERE 1 = 1");
+            if let Some(projects) = &query.projects {
+                if projects.is_empty() {
+                    qb.push(" AND 1 = 0");
+                } else {
+                    qb.push(" AND project_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in projects {
+                        sep.push_bind(*id);
+                    }
+                    sep.push_unseparated(")");
+                }
+            }
+            for (col, m) in [
+                ("operation", &query.operation),
+                ("resource_type", &query.resource_type),
+                ("resource", &query.resource),
+                ("username", &query.username),
+            ] {
+                if let Some(m) = m {
+                    push_text_match(qb, col, m);
+                }
+            }
+            if let Some(from) = query.from {
+                qb.push(" AND op_time >= ");
+                qb.push_bind(from);
+            }
+            if let Some(to) = query.to {
+                qb.push(" AND op_time <= ");
+                qb.push_bind(to);
+            }
+        }
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*)");
+        filters(&mut count, query);
+        let total: (i64,) = count.build_query_as().fetch_one(self.reader()).await.map_err(db)?;
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT id, project_id, operation, operation_description, resource_type, resource, username, is_successful, op_time",
+        );
+        filters(&mut qb, query);
+        push_order(
+            &mut qb,
+            &query.sort,
+            |f| match f {
+                AuditSortField::Id => "id",
+                AuditSortField::OpTime => "op_time",
+                AuditSortField::Operation => "operation",
+                AuditSortField::ResourceType => "resource_type",
+                AuditSortField::Username => "username",
+            },
+            "op_time DESC, id DESC",
+        );
+        qb.push(" LIMIT ");
+        qb.push_bind(page.size as i64);
+        qb.push(" OFFSET ");
+        qb.push_bind(page.offset().min(i64::MAX as u64) as i64);
+        let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        Ok((rows.into_iter().map(audit_from).collect(), total.0))
     }
 }

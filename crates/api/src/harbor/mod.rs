@@ -1,6 +1,8 @@
 //! Harbor's management API, `/api/v2.0`, with the paths, JSON shapes,
 //! status codes and error envelope of `harbor-v2.0-swagger.yaml`.
 
+mod accounts;
+mod admin;
 pub mod error;
 pub mod models;
 mod projects;
@@ -69,6 +71,36 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(repositories::delete_tag),
         )
         .route("/systeminfo", get(system::systeminfo))
+        .route("/users", get(accounts::list_users).post(accounts::create_user))
+        .route("/users/current", get(accounts::current_user))
+        .route("/users/current/permissions", get(accounts::current_permissions))
+        .route("/users/search", get(accounts::search_users))
+        .route(
+            "/users/{user_id}",
+            get(accounts::get_user).put(accounts::update_user).delete(accounts::delete_user),
+        )
+        .route("/users/{user_id}/password", axum::routing::put(accounts::change_password))
+        .route("/users/{user_id}/sysadmin", axum::routing::put(accounts::set_sysadmin))
+        .route("/projects/{project}/members", get(accounts::list_members).post(accounts::add_member))
+        .route(
+            "/projects/{project}/members/{mid}",
+            get(accounts::get_member).put(accounts::update_member).delete(accounts::delete_member),
+        )
+        .route("/robots", get(accounts::list_robots).post(accounts::create_robot))
+        .route(
+            "/robots/{robot_id}",
+            get(accounts::get_robot)
+                .put(accounts::update_robot)
+                .patch(accounts::refresh_robot_secret)
+                .delete(accounts::delete_robot),
+        )
+        .route("/permissions", get(accounts::permissions))
+        .route("/configurations", get(admin::get_configurations).put(admin::put_configurations))
+        .route("/auditlog-exts", get(admin::list_audit))
+        .route("/auditlog-exts/events", get(admin::audit_events))
+        .route("/audit-logs", get(admin::list_audit_legacy))
+        .route("/projects/{project}/auditlog-exts", get(admin::project_audit))
+        .route("/projects/{project}/logs", get(admin::project_logs))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::harbor_layer,

@@ -217,3 +217,153 @@ pub struct RepositoryReq {
 pub struct TagReq {
     pub name: String,
 }
+
+pub fn user(u: &berth_core::model::User) -> Value {
+    json!({
+        "user_id": u.id,
+        "username": u.username,
+        "email": u.email,
+        "realname": u.realname,
+        "comment": u.comment,
+        "sysadmin_flag": u.sysadmin,
+        "admin_role_in_auth": false,
+        "creation_time": iso(u.creation_time),
+        "update_time": iso(u.update_time),
+    })
+}
+
+pub fn member(m: &berth_core::model::Member) -> Value {
+    json!({
+        "id": m.id,
+        "project_id": m.project_id,
+        "entity_name": m.entity_name,
+        "role_name": m.role.name(),
+        "role_id": m.role.id(),
+        "entity_id": m.entity_id,
+        "entity_type": m.entity_type,
+    })
+}
+
+pub fn robot(r: &berth_core::model::Robot, login_name: &str) -> Value {
+    let permissions: Vec<Value> = r
+        .permissions
+        .iter()
+        .map(|p| {
+            json!({
+                "kind": p.kind,
+                "namespace": p.namespace,
+                "access": p.access.iter().map(|a| json!({ "resource": a.resource, "action": a.action, "effect": a.effect.clone().unwrap_or_else(|| "allow".into()) })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "id": r.id,
+        "name": login_name,
+        "description": r.description,
+        "level": r.level.as_str(),
+        "duration": r.duration,
+        "editable": true,
+        "disable": r.disabled,
+        "expires_at": r.expires_at,
+        "permissions": permissions,
+        "creator": r.creator,
+        "creation_time": iso(r.creation_time),
+        "update_time": iso(r.update_time),
+    })
+}
+
+pub fn audit_ext(e: &berth_core::model::AuditEntry) -> Value {
+    json!({
+        "id": e.id,
+        "username": e.username,
+        "resource": e.resource,
+        "resource_type": e.resource_type,
+        "operation": e.operation,
+        "operation_description": e.operation_description,
+        "operation_result": e.is_successful,
+        "op_time": iso(e.op_time),
+    })
+}
+
+pub fn audit_legacy(e: &berth_core::model::AuditEntry) -> Value {
+    json!({
+        "id": e.id,
+        "username": e.username,
+        "resource": e.resource,
+        "resource_type": e.resource_type,
+        "operation": e.operation,
+        "op_time": iso(e.op_time),
+    })
+}
+
+/// `UserCreationReq`, plus the privileged fields some clients send, which
+/// are read only to be ignored.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct UserCreationReq {
+    pub username: String,
+    pub email: String,
+    pub realname: String,
+    pub comment: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct UserProfile {
+    pub email: String,
+    pub realname: String,
+    pub comment: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct PasswordReq {
+    pub old_password: Option<String>,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct SysAdminFlag {
+    pub sysadmin_flag: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct UserEntity {
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct ProjectMemberReq {
+    pub role_id: i64,
+    pub member_user: Option<UserEntity>,
+    pub member_group: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct RoleRequest {
+    pub role_id: i64,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(default)]
+pub struct RobotReq {
+    pub name: String,
+    pub description: String,
+    pub level: String,
+    pub duration: Option<i64>,
+    pub disable: bool,
+    pub secret: Option<String>,
+    pub permissions: Vec<berth_core::model::RobotPermission>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct RobotSec {
+    pub secret: Option<String>,
+}

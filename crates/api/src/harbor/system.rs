@@ -46,31 +46,33 @@ pub async fn health(State(s): State<AppState>) -> ApiResult {
 pub async fn systeminfo(
     State(s): State<AppState>,
     Extension(sub): Extension<Subject>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult {
-    let ext = &s.settings.external_url;
+    let cfg = s.config.current().await?;
+    let ext = s.settings.base_url(&headers);
     let registry_url = ext
         .split_once("://")
         .map(|(_, rest)| rest.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| ext.clone());
     let mut body = json!({
-        "auth_mode": "db_auth",
-        "primary_auth_mode": false,
-        "self_registration": false,
+        "auth_mode": cfg.auth_mode,
+        "primary_auth_mode": cfg.primary_auth_mode,
+        "self_registration": cfg.self_registration,
         "harbor_version": s.settings.version,
-        "banner_message": "",
+        "banner_message": cfg.banner_message,
         "oidc_provider_name": "",
         "authproxy_settings": null,
         "current_time": iso(berth_core::clock::now()),
+        "read_only": cfg.read_only,
     });
     if !sub.is_anonymous() {
         let extra = json!({
             "registry_url": registry_url,
             "external_url": ext,
-            "project_creation_restriction": "everyone",
+            "project_creation_restriction": cfg.project_creation_restriction,
             "has_ca_root": false,
             "registry_storage_provider_name": s.settings.storage_provider,
-            "read_only": false,
-            "notification_enable": true,
+            "notification_enable": cfg.notification_enable,
         });
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());

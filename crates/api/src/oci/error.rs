@@ -7,8 +7,9 @@ use berth_oci::ErrorCode;
 use http::{header, HeaderValue, StatusCode};
 use serde_json::json;
 
-/// The challenge sent with every 401 on `/v2`.
-pub const CHALLENGE: &str = "Basic realm=\"Berth\"";
+/// A placeholder challenge; the `/v2` router's `challenge` layer replaces it
+/// with one naming the realm and scope of the request.
+pub const CHALLENGE: &str = "Basic realm=\"harbor\"";
 
 #[derive(Debug)]
 pub struct OciError(pub CoreError);

@@ -35,7 +35,65 @@ pub fn router(state: AppState) -> Router {
             crate::auth::oci_layer,
         ))
         .layer(middleware::map_response(api_version_header))
+        .layer(middleware::from_fn_with_state(state.clone(), challenge))
         .with_state(state)
+}
+
+/// Answers every 401 with the challenge Docker's token flow expects:
+/// `Bearer realm="<base>/service/token",service="harbor-registry",scope=…`
+/// naming the scope the request needs; a request that came with Basic
+/// credentials is challenged for Basic again, as Harbor does.
+async fn challenge(
+    State(state): State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let basic = matches!(
+        crate::auth::credentials(req.headers()),
+        crate::auth::Credentials::Basic { .. }
+    );
+    let realm = format!("{}/service/token", state.settings.base_url(req.headers()));
+    let scope = scope_for(req.method(), req.uri().path());
+    let mut res = next.run(req).await;
+    if res.status() == StatusCode::UNAUTHORIZED {
+        let value = if basic {
+            "Basic realm=\"harbor\"".to_owned()
+        } else {
+            let mut v = format!(
+                "Bearer realm=\"{realm}\",service=\"{}\"",
+                berth_core::tokens::SERVICE
+            );
+            if let Some(scope) = scope {
+                v.push_str(&format!(",scope=\"{scope}\""));
+            }
+            v
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    res
+}
+
+/// The token scope a `/v2` request needs.
+fn scope_for(method: &Method, path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/v2/")?;
+    let route = parse_route(rest).ok()??;
+    let actions = match *method {
+        Method::GET | Method::HEAD => "pull",
+        Method::DELETE => "delete",
+        _ => "pull,push",
+    };
+    let name = match route {
+        Route::Catalog => return Some("registry:catalog:*".into()),
+        Route::Tags(n)
+        | Route::Manifest(n, _)
+        | Route::Referrers(n, _)
+        | Route::Uploads(n)
+        | Route::Upload(n, _)
+        | Route::Blob(n, _) => n,
+    };
+    Some(format!("repository:{name}:{actions}"))
 }
 
 async fn api_version_header(mut res: Response) -> Response {

@@ -96,6 +96,7 @@ async fn docker_push_remove_pull() {
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
     assert!(
         err.contains("unauthorized")
+            || err.contains("requested access to the resource is denied")
             || err.contains("authentication required")
             || err.contains("no basic auth"),
         "{err}"
