@@ -8,6 +8,8 @@ mod clients;
 mod conformance;
 mod durability;
 mod harbor_api;
+mod rbac;
+mod security;
 
 /// Runs a test body against each backend pair: SQLite + filesystem, and
 /// PostgreSQL + S3.
