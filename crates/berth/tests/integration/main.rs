@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod accounts;
 mod clients;
 mod conformance;
 mod durability;
