@@ -111,8 +111,10 @@ async fn log_requests(State(_state): State<AppState>, mut req: Request, next: Ne
     }
     // Stored strings are returned verbatim; never let a browser guess
     // they are something else.
-    res.headers_mut()
-        .insert(http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    res.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     let status = res.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(target: "berth::request", %method, %path, status, duration_ms = format_args!("{ms:.2}"), request_id = %id, "request");

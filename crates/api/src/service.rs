@@ -81,8 +81,9 @@ async fn token(State(s): State<AppState>, headers: HeaderMap, RawQuery(raw): Raw
         Ok(t) => json_response(
             StatusCode::OK,
             json!({
+                // OAuth2 clients read `access_token`, Docker reads either.
+                "access_token": t.token,
                 "token": t.token,
-                "access_token": "",
                 "expires_in": t.expires_in,
                 "issued_at": iso(t.issued_at),
             }),
