@@ -161,7 +161,7 @@ pub async fn harbor_layer(State(state): State<AppState>, mut req: Request, next:
 pub struct SessionToken(pub String);
 
 /// A request's `Origin`, when present, must name the host it was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers
         .get(http::header::ORIGIN)
         .and_then(|v| v.to_str().ok())
@@ -176,7 +176,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
     !host.is_empty() && origin_host.trim_end_matches('/') == host
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

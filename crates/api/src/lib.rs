@@ -25,7 +25,7 @@ pub mod auth;
 pub mod harbor;
 pub mod oci;
 pub mod service;
-mod timefmt;
+pub mod timefmt;
 
 /// Facts the API reports about this installation.
 #[derive(Debug, Clone)]
@@ -79,8 +79,11 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application: `/v2`, `/api/v2.0`, with request ids and one log
 /// line per request.
-pub fn app(state: AppState) -> Router {
+/// Every surface behind the shared layers; `portal` is the web portal's
+/// router (crate `berth-ui`), which sits on this crate.
+pub fn app(state: AppState, portal: Router) -> Router {
     Router::new()
+        .merge(portal)
         .merge(oci::router(state.clone()))
         .nest("/api/v2.0", harbor::router(state.clone()))
         .merge(service::router(state.clone()))
@@ -153,9 +156,20 @@ async fn read_only(State(state): State<AppState>, req: Request, next: Next) -> R
         let exempt = path == "/api/v2.0/configurations"
             || path.starts_with("/c/login")
             || path.starts_with("/c/log_out")
-            || path.starts_with("/service/token");
+            || path.starts_with("/service/token")
+            || path == "/harbor/sign-in"
+            || path == "/harbor/sign-out";
         if !exempt {
             match state.config.current().await {
+                Ok(cfg) if cfg.read_only && path.starts_with("/harbor/") => {
+                    let body = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Read-only</title><link rel=\"stylesheet\" href=\"/harbor/static/app.css\"></head><body><main id=\"main\"><section class=\"card narrow\"><h1>Read-only mode</h1><p class=\"error\" id=\"error-message\">The system is in read only mode. Any modification is prohibited.</p><p><a href=\"/harbor/projects\">Back to projects</a></p></section></main></body></html>";
+                    let mut res = (http::StatusCode::FORBIDDEN, body).into_response();
+                    res.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/html; charset=utf-8"),
+                    );
+                    return res;
+                }
                 Ok(cfg) if cfg.read_only => {
                     let body = r#"{"errors":[{"code":"DENIED","message":"The system is in read only mode. Any modification is prohibited."}]}"#;
                     let mut res = (http::StatusCode::FORBIDDEN, body).into_response();

@@ -105,7 +105,7 @@ fn unauthorized() -> Response {
     res
 }
 
-fn session_cookie(
+pub fn session_cookie(
     name: &str,
     value: &str,
     http_only: bool,
@@ -125,7 +125,7 @@ fn session_cookie(
     c
 }
 
-fn is_https(s: &AppState, headers: &HeaderMap) -> bool {
+pub fn is_https(s: &AppState, headers: &HeaderMap) -> bool {
     s.settings.base_url(headers).starts_with("https://")
 }
 

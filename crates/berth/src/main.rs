@@ -203,7 +203,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         }),
     };
     let app = tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash()
-        .layer(berth_api::app(state));
+        .layer(berth_api::app(state.clone(), berth_ui::router(state)));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let recorder = tokio::spawn(berth_core::stats::run_pull_recorder(

@@ -1,0 +1,95 @@
+//! Errors of the portal: a domain error rendered as a page with the
+//! status the API would give, a redirect to sign in, or a refused form.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use berth_core::CoreError;
+
+use crate::view::Chrome;
+
+#[derive(Debug)]
+pub enum UiError {
+    Core(CoreError),
+    /// Not signed in: go to the sign-in page and come back to `next`.
+    SignIn {
+        next: String,
+    },
+    /// A form without a valid CSRF token or from another origin.
+    Csrf,
+    BadRequest(String),
+}
+
+pub type UiResult<T = Response> = Result<T, UiError>;
+
+impl From<CoreError> for UiError {
+    fn from(e: CoreError) -> Self {
+        UiError::Core(e)
+    }
+}
+
+impl From<askama::Error> for UiError {
+    fn from(e: askama::Error) -> Self {
+        UiError::Core(CoreError::internal(e))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    chrome: Chrome,
+    status: u16,
+    title: String,
+    message: String,
+}
+
+impl UiError {
+    fn parts(&self) -> (StatusCode, String, String) {
+        match self {
+            UiError::Core(CoreError::Internal(detail)) => {
+                tracing::error!(error = %detail, "internal error in the portal");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong".into(), "An internal error occurred; the server log has the details.".into())
+            }
+            UiError::Core(CoreError::Unauthenticated) => {
+                (StatusCode::UNAUTHORIZED, "Sign in required".into(), "Sign in to see this page.".into())
+            }
+            UiError::Core(e) => {
+                let code = berth_api::harbor::error::code_of(e);
+                let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let title = match status.as_u16() {
+                    403 => "Not allowed",
+                    404 => "Not found",
+                    409 => "Conflict",
+                    412 => "Not possible",
+                    _ => "Could not do that",
+                };
+                (status, title.into(), e.to_string())
+            }
+            UiError::Csrf => (StatusCode::FORBIDDEN, "Form expired".into(), "The form was not sent from this portal or your session changed. Go back, reload the page and try again.".into()),
+            UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Could not do that".into(), m.clone()),
+            UiError::SignIn { .. } => unreachable!("handled in into_response"),
+        }
+    }
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        if let UiError::SignIn { next } = &self {
+            let q: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", next)
+                .finish();
+            return Redirect::to(&format!("/harbor/sign-in?{q}")).into_response();
+        }
+        let (status, title, message) = self.parts();
+        let page = ErrorPage {
+            chrome: Chrome::bare(),
+            status: status.as_u16(),
+            title,
+            message,
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, "error").into_response(),
+        }
+    }
+}
