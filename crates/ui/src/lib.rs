@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::members::routes())
         .merge(pages::robots::routes())
         .merge(pages::logs::routes())
+        .merge(pages::configuration::routes())
         .merge(pages::admin::routes())
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

@@ -11,6 +11,7 @@ use crate::session::Viewer;
 
 pub mod admin;
 pub mod auth;
+pub mod configuration;
 pub mod logs;
 pub mod members;
 pub mod projects;
