@@ -157,6 +157,7 @@ async fn read_only(State(state): State<AppState>, req: Request, next: Next) -> R
             || path.starts_with("/c/login")
             || path.starts_with("/c/log_out")
             || path.starts_with("/service/token")
+            || path == "/harbor/admin/configuration"
             || path == "/harbor/sign-in"
             || path == "/harbor/sign-out";
         if !exempt {

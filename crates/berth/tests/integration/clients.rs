@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-fn have(tool: &str) -> bool {
+pub(crate) fn have(tool: &str) -> bool {
     Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {tool}"))
@@ -23,7 +23,7 @@ fn have(tool: &str) -> bool {
 
 /// Whether a client test can run; panics (fails) when a tool is missing
 /// unless the run opted out of external tools.
-fn require(tools: &[&str]) -> bool {
+pub(crate) fn require(tools: &[&str]) -> bool {
     let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
     if missing.is_empty() {
         return true;
@@ -38,7 +38,7 @@ fn require(tools: &[&str]) -> bool {
     );
 }
 
-fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -51,7 +51,7 @@ fn run(cmd: &mut Command) -> String {
     stdout
 }
 
-fn temp(tag: &str) -> std::path::PathBuf {
+pub(crate) fn temp(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "berth-client-{tag}-{}",
         uuid::Uuid::new_v4().simple()
@@ -155,7 +155,7 @@ async fn docker_push_remove_pull() {
 
 /// Writes an OCI image layout with a two-platform index; returns the
 /// index digest and the child manifest digests.
-fn write_layout(dir: &Path) -> (Digest, Vec<Digest>) {
+pub(crate) fn write_layout(dir: &Path) -> (Digest, Vec<Digest>) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |data: &[u8]| {

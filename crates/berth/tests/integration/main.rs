@@ -9,6 +9,7 @@ mod clients;
 mod conformance;
 mod durability;
 mod harbor_api;
+mod portal;
 mod rbac;
 mod security;
 
