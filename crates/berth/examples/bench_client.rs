@@ -7,6 +7,7 @@
 //! bench_client pull-blob <base-url> <repo> <digest>
 //! bench_client push-image <base-url> <repo> <tag>            # prints the manifest and a blob digest
 //! bench_client rps <base-url> <path> <GET|HEAD> <connections> <seconds> [accept]
+//! bench_client portal-pages <base-url> <project> <repositories>  # Berth only: page render times
 //! ```
 //! Credentials come from `BENCH_USER` / `BENCH_PASSWORD` when set. Each
 //! command prints one JSON line.
@@ -219,6 +220,130 @@ async fn main() {
                 "{}",
                 json!({ "manifest": Digest::sha256(manifest.as_bytes()).as_str(), "blob": dl.as_str() })
             );
+        }
+        "portal-pages" => {
+            // `repo` is a project here: fill it with `count` repositories,
+            // sign in to the portal and time its pages.
+            let project = repo.clone();
+            let count: usize = arg(&args, 4, "repositories").parse().expect("count");
+            let res = target
+                .req(Method::POST, "/api/v2.0/projects")
+                .json(&json!({ "project_name": project, "metadata": { "public": "false" } }))
+                .send()
+                .await
+                .expect("create project");
+            assert!(
+                res.status() == 201 || res.status() == 409,
+                "project: {}",
+                res.status()
+            );
+            let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+            let dc = Digest::sha256(&config);
+            let manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": dc.as_str(), "size": config.len() },
+                "layers": [],
+            })
+            .to_string();
+            let target = Arc::new(target);
+            futures::stream::iter(0..count)
+                .map(|i| {
+                    let (target, config, manifest, project, dc) = (
+                        target.clone(),
+                        config.clone(),
+                        manifest.clone(),
+                        project.clone(),
+                        dc.clone(),
+                    );
+                    async move {
+                        let repo = format!("{project}/repo-{i:05}");
+                        target
+                            .push(&repo, &dc, config.into())
+                            .await
+                            .expect("config");
+                        let res = target
+                            .req(Method::PUT, &format!("/v2/{repo}/manifests/v1"))
+                            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                            .body(manifest)
+                            .send()
+                            .await
+                            .expect("manifest");
+                        assert_eq!(res.status(), 201);
+                    }
+                })
+                .buffer_unordered(8)
+                .collect::<Vec<_>>()
+                .await;
+            // Sign in as a browser does: pre-session cookie, form, session.
+            let plain = Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client");
+            let res = plain
+                .get(format!("{}/harbor/sign-in", target.base))
+                .send()
+                .await
+                .expect("sign-in page");
+            let pre = res.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
+            let csrf = pre.split_once('=').unwrap().1.to_owned();
+            let (user, password) = target.auth.clone().expect("BENCH_USER and BENCH_PASSWORD");
+            let res = plain
+                .post(format!("{}/harbor/sign-in", target.base))
+                .header("cookie", &pre)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("username", &user),
+                    ("password", &password),
+                ])
+                .send()
+                .await
+                .expect("sign in");
+            assert_eq!(res.status(), 303, "sign in");
+            let sid = res.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
+            let mut out = serde_json::Map::new();
+            for (key, path) in [
+                (
+                    "repositories_page_ms",
+                    format!("/harbor/projects/{project}/repositories"),
+                ),
+                (
+                    "repositories_search_ms",
+                    format!("/harbor/projects/{project}/repositories?q=repo-009"),
+                ),
+                ("projects_page_ms", "/harbor/projects".to_owned()),
+                ("summary_page_ms", format!("/harbor/projects/{project}")),
+            ] {
+                let mut times = vec![];
+                for _ in 0..50 {
+                    let t = Instant::now();
+                    let res = plain
+                        .get(format!("{}{path}", target.base))
+                        .header("cookie", &sid)
+                        .send()
+                        .await
+                        .expect("page");
+                    assert_eq!(res.status(), 200, "{path}");
+                    let body = res.bytes().await.expect("body");
+                    assert!(body.len() > 500);
+                    times.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                out.insert(key.into(), json!(times[times.len() / 2]));
+            }
+            println!("{}", serde_json::Value::Object(out));
         }
         "rps" => {
             // `repo` is the request path here.
