@@ -161,7 +161,11 @@ impl Browser {
     }
 
     async fn url(&self) -> String {
-        self.c.current_url().await.map(|u| u.to_string()).unwrap_or_default()
+        self.c
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default()
     }
 
     async fn source(&self) -> String {
@@ -283,10 +287,16 @@ async fn everyday_flow_in_chromium() {
     b.shot("new-project").await;
     b.click("#create-project").await;
     b.find("#connect").await;
-    assert!(b.url().await.ends_with("/harbor/projects/webapp?done=Project+created."));
+    assert!(b
+        .url()
+        .await
+        .ends_with("/harbor/projects/webapp?done=Project+created."));
     assert_eq!(b.text("#repo-count").await, "0");
     let pull = b.text("#cmd-docker-pull").await;
-    assert_eq!(pull, format!("docker pull {}/webapp/REPOSITORY[:TAG]", s.addr));
+    assert_eq!(
+        pull,
+        format!("docker pull {}/webapp/REPOSITORY[:TAG]", s.addr)
+    );
     b.shot("project-summary").await;
 
     // Push with skopeo (a two-platform index tagged v1).
@@ -301,11 +311,21 @@ async fn everyday_flow_in_chromium() {
     b.find("#artifacts").await;
     assert!(b.exists("#artifacts span.tag[data-tag=v1]").await);
     let table = b.text("#artifacts").await;
-    assert!(table.contains("linux/amd64") && table.contains("linux/arm64"), "{table}");
+    assert!(
+        table.contains("linux/amd64") && table.contains("linux/arm64"),
+        "{table}"
+    );
     b.shot("artifacts").await;
     // Add a tag from the portal.
     b.fill("form.add-tag input[name=tag]", "stable").await;
-    b.find("form.add-tag").await.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
+    b.find("form.add-tag")
+        .await
+        .find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     b.find("#artifacts span.tag[data-tag=stable]").await;
     let tags = s
         .get_json("/api/v2.0/projects/webapp/repositories/site/artifacts?with_tag=true")
@@ -319,8 +339,14 @@ async fn everyday_flow_in_chromium() {
     names.sort();
     assert_eq!(names, ["stable", "v1"]);
     // Artifact detail.
-    b.click("#artifacts tr[data-digest] a[href*='/harbor/projects/webapp/artifact?']").await;
-    assert!(b.text("#manifest-json").await.contains("manifests") || b.source().await.contains("application/vnd.oci.image.index.v1+json"));
+    b.click("#artifacts tr[data-digest] a[href*='/harbor/projects/webapp/artifact?']")
+        .await;
+    assert!(
+        b.text("#manifest-json").await.contains("manifests")
+            || b.source()
+                .await
+                .contains("application/vnd.oci.image.index.v1+json")
+    );
     b.shot("artifact-detail").await;
 
     // Robots: the Connect panel's push/pull pair, then one from the Robot
@@ -332,9 +358,16 @@ async fn everyday_flow_in_chromium() {
     assert_eq!(push_name, "robot$webapp+ci-push");
     assert_eq!(push_secret.len(), 32);
     let kubectl = b.text("#cmd-kubectl-secret").await;
-    assert!(kubectl.contains("robot$webapp+ci-pull") && kubectl.contains(&b.text("#robot-pull-secret").await));
+    assert!(
+        kubectl.contains("robot$webapp+ci-pull")
+            && kubectl.contains(&b.text("#robot-pull-secret").await)
+    );
     b.shot("connect-robots").await;
-    skopeo_push(&s, &format!("{push_name}:{push_secret}"), "webapp/by-connect-robot:v1");
+    skopeo_push(
+        &s,
+        &format!("{push_name}:{push_secret}"),
+        "webapp/by-connect-robot:v1",
+    );
 
     b.go("/harbor/projects/webapp/robots").await;
     b.fill("#robot-name", "deployer").await;
@@ -348,14 +381,21 @@ async fn everyday_flow_in_chromium() {
     b.shot("robot-secret").await;
     skopeo_push(&s, &format!("{login}:{secret}"), "webapp/by-robot:v1");
     b.go("/harbor/projects/webapp/robots").await;
-    assert!(b.exists("#robots tr[data-robot='robot$webapp+deployer']").await);
+    assert!(
+        b.exists("#robots tr[data-robot='robot$webapp+deployer']")
+            .await
+    );
     b.shot("robots").await;
 
     // Members: add a Guest.
     create_user(&s, "gina", "Gina Guest").await;
     b.go("/harbor/projects/webapp/members").await;
     b.fill("#member-username", "gina").await;
-    b.find("#member-role").await.select_by_value("3").await.unwrap();
+    b.find("#member-role")
+        .await
+        .select_by_value("3")
+        .await
+        .unwrap();
     b.submit("#add-member-form").await;
     b.find("#members tr[data-member=gina]").await;
     b.shot("members").await;
@@ -378,7 +418,11 @@ async fn everyday_flow_in_chromium() {
     assert_eq!(b.count(".delete-repo").await, 0);
     b.go("/harbor/projects/webapp/artifacts?repo=site").await;
     b.find("#artifacts").await;
-    assert_eq!(b.count(".delete-artifact").await, 0, "a Guest sees no delete button");
+    assert_eq!(
+        b.count(".delete-artifact").await,
+        0,
+        "a Guest sees no delete button"
+    );
     assert_eq!(b.count("form.add-tag").await, 0);
     assert!(b.text("#my-role").await.contains("Guest"));
     b.shot("guest-artifacts").await;
@@ -389,11 +433,19 @@ async fn everyday_flow_in_chromium() {
         .post(s.url("/harbor/projects/webapp/artifacts/delete"))
         .header("cookie", &cookie)
         .header("origin", format!("http://{}", s.addr))
-        .form(&[("csrf", csrf.as_str()), ("repo", "site"), ("digest", index_digest.as_str())])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("repo", "site"),
+            ("digest", index_digest.as_str()),
+        ])
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 403, "a Guest cannot delete by posting the form");
+    assert_eq!(
+        res.status(),
+        403,
+        "a Guest cannot delete by posting the form"
+    );
     // Without the CSRF token even the admin's form would be refused; the
     // Guest's is refused for that reason first.
     let res = s
@@ -415,13 +467,22 @@ async fn everyday_flow_in_chromium() {
     // The admin deletes the artifact after the confirmation listing its tags.
     b.sign_in("admin", ADMIN_PASSWORD).await;
     b.go("/harbor/projects/webapp/artifacts?repo=site").await;
-    b.click(&format!("#artifacts tr[data-digest='{index_digest}'] .delete-artifact")).await;
+    b.click(&format!(
+        "#artifacts tr[data-digest='{index_digest}'] .delete-artifact"
+    ))
+    .await;
     let doomed = b.text("#doomed-tags").await;
-    assert!(doomed.contains("v1") && doomed.contains("stable"), "{doomed}");
+    assert!(
+        doomed.contains("v1") && doomed.contains("stable"),
+        "{doomed}"
+    );
     b.shot("delete-confirmation").await;
     b.click("#confirm-delete").await;
     b.find("#notice").await;
-    assert!(!b.exists(&format!("#artifacts tr[data-digest='{index_digest}']")).await);
+    assert!(
+        !b.exists(&format!("#artifacts tr[data-digest='{index_digest}']"))
+            .await
+    );
     b.shot("artifact-deleted").await;
     let res = s
         .admin(
@@ -460,10 +521,13 @@ async fn administration_in_chromium() {
     // Users: create, make admin, search.
     b.go("/harbor/admin/users").await;
     b.fill("#new-username", "olga").await;
-    b.fill("#new-user-form input[name=email]", "olga@example.com").await;
-    b.fill("#new-user-form input[name=realname]", "Olga Operator").await;
+    b.fill("#new-user-form input[name=email]", "olga@example.com")
+        .await;
+    b.fill("#new-user-form input[name=realname]", "Olga Operator")
+        .await;
     b.fill("#new-password", USER_PASSWORD).await;
-    b.fill("#new-user-form input[name=confirm]", USER_PASSWORD).await;
+    b.fill("#new-user-form input[name=confirm]", USER_PASSWORD)
+        .await;
     b.submit("#new-user-form").await;
     b.find("#users tr[data-user=olga]").await;
     b.shot("admin-users").await;
@@ -553,11 +617,13 @@ async fn administration_in_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_text_is_escaped() {
     let s = Server::start(Backend::Embedded).await;
-    const XSS: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">\"'&";
+    const XSS: &str =
+        "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">\"'&";
     s.create_project("evil", false).await;
     // A manifest with hostile annotations, in a repository with a hostile
     // description; a user with a hostile real name as a member.
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let cd = s.push_blob("evil/app", config).await;
     let manifest = json!({
         "schemaVersion": 2,
@@ -568,7 +634,12 @@ async fn hostile_text_is_escaped() {
     })
     .to_string();
     let res = s
-        .put_manifest("evil/app", "v1", berth_oci::media::OCI_MANIFEST, manifest.as_bytes())
+        .put_manifest(
+            "evil/app",
+            "v1",
+            berth_oci::media::OCI_MANIFEST,
+            manifest.as_bytes(),
+        )
         .await;
     assert_eq!(res.status(), 201);
     let digest = berth_oci::Digest::sha256(manifest.as_bytes());
@@ -601,7 +672,14 @@ async fn hostile_text_is_escaped() {
         .redirect(reqwest::redirect::Policy::limited(5))
         .build()
         .unwrap();
-    let page = http.get(s.url("/harbor/sign-in")).send().await.unwrap().text().await.unwrap();
+    let page = http
+        .get(s.url("/harbor/sign-in"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -612,7 +690,11 @@ async fn hostile_text_is_escaped() {
         .to_owned();
     let res = http
         .post(s.url("/harbor/sign-in"))
-        .form(&[("csrf", csrf.as_str()), ("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -629,12 +711,21 @@ async fn hostile_text_is_escaped() {
         let res = http.get(s.url(&path)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
         let csp = header(&res, "content-security-policy").unwrap_or_default();
-        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
         let html = res.text().await.unwrap();
         assert!(!html.contains("<script>window"), "{path}: raw script");
         assert!(!html.contains("<img src=x"), "{path}: raw img");
-        assert!(html.contains("&lt;script&gt;window.__pwned=1&lt;/script&gt;"), "{path}: the text is shown escaped");
-        assert!(!html.contains(" onerror=\"window"), "{path}: attribute break-out");
+        assert!(
+            html.contains("&lt;script&gt;window.__pwned=1&lt;/script&gt;"),
+            "{path}: the text is shown escaped"
+        );
+        assert!(
+            !html.contains(" onerror=\"window"),
+            "{path}: attribute break-out"
+        );
     }
     // In the browser nothing runs and the text shows literally.
     let Some(b) = Browser::start(&s, "escaping").await else {
@@ -648,9 +739,15 @@ async fn hostile_text_is_escaped() {
     ] {
         b.go(&path).await;
         b.find("main").await;
-        let pwned: Value = b.c.execute("return window.__pwned || 0", vec![]).await.unwrap();
+        let pwned: Value =
+            b.c.execute("return window.__pwned || 0", vec![])
+                .await
+                .unwrap();
         assert_eq!(pwned, json!(0), "{path}: injected script ran");
-        assert!(b.text("#banner").await.contains("<script>window.__pwned=1</script>"));
+        assert!(b
+            .text("#banner")
+            .await
+            .contains("<script>window.__pwned=1</script>"));
     }
     b.shot("hostile-annotations").await;
 }
