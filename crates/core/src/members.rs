@@ -79,7 +79,7 @@ impl Members {
             MemberUser::Id(id) => self.meta.user_by_id(*id).await?,
             MemberUser::Name(name) => self.meta.user_by_name(name).await?,
         };
-        let user = found.ok_or_else(|| CoreError::NotFound("user not found".into()))?;
+        let user = found.ok_or_else(|| CoreError::NotFound("user".into()))?;
         let member = self.meta.add_member(p.id, user.id, role).await?;
         self.events.publish(Event::MemberCreated {
             project_id: p.id,

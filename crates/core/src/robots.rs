@@ -165,6 +165,12 @@ impl Robots {
         let mut out = vec![];
         let mut project_of_robot = None;
         for p in perms {
+            if p.access.is_empty() {
+                return Err(CoreError::BadRequest(format!(
+                    "the permission entry for {} {} grants no access",
+                    p.kind, p.namespace
+                )));
+            }
             let (table, project) = match (p.kind.as_str(), p.namespace.as_str()) {
                 ("system", "/") if level == RobotLevel::System => (SYSTEM_GRANTABLE, None),
                 ("project", "*") if level == RobotLevel::System => (PROJECT_GRANTABLE, None),

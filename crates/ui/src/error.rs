@@ -93,3 +93,30 @@ impl IntoResponse for UiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_and_banner_are_escaped() {
+        let hostile = r#"<script>alert(1)</script><img src=x onerror="alert(2)">'&"#;
+        let page = ErrorPage {
+            chrome: Chrome {
+                banner: hostile.into(),
+                notice: hostile.into(),
+                username: hostile.into(),
+                signed_in: true,
+                ..Chrome::bare()
+            },
+            status: 400,
+            title: hostile.into(),
+            message: hostile.into(),
+        };
+        let html = page.render().unwrap();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;") || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(!html.contains("onerror=\"alert"), "{html}");
+    }
+}

@@ -124,15 +124,18 @@ impl Pager {
     pub fn new(base: &str, page: Page, shown: usize, total: i64) -> Pager {
         let sep = if base.contains('?') { '&' } else { '?' };
         let first = (page.number - 1) * page.size + 1;
-        let last = first + shown as u64 - 1;
+        let last = (first + shown as u64).saturating_sub(1);
         Pager {
             summary: if total == 0 {
                 "No items".into()
+            } else if shown == 0 {
+                format!("Past the end of {total} items")
             } else {
                 format!("{first}–{last} of {total}")
             },
             prev: if page.number > 1 {
-                format!("{base}{sep}page={}", page.number - 1)
+                let last_page = (total.max(1) as u64).div_ceil(page.size);
+                format!("{base}{sep}page={}", (page.number - 1).min(last_page))
             } else {
                 String::new()
             },
@@ -282,6 +285,8 @@ mod tests {
             (p.summary.as_str(), p.prev.as_str(), p.next.as_str()),
             ("26–50 of 60", "/l?q=x&page=1", "/l?q=x&page=3")
         );
+        let p = Pager::new("/l", Page::new(2, 25), 0, 2);
+        assert_eq!((p.summary.as_str(), p.prev.as_str(), p.next.as_str()), ("Past the end of 2 items", "/l?page=1", ""));
         assert_eq!(banner_text(r#"{"message":"hi","type":"info"}"#), "hi");
         assert_eq!(banner_text("plain"), "plain");
     }
