@@ -286,7 +286,10 @@ mod tests {
             ("26–50 of 60", "/l?q=x&page=1", "/l?q=x&page=3")
         );
         let p = Pager::new("/l", Page::new(2, 25), 0, 2);
-        assert_eq!((p.summary.as_str(), p.prev.as_str(), p.next.as_str()), ("Past the end of 2 items", "/l?page=1", ""));
+        assert_eq!(
+            (p.summary.as_str(), p.prev.as_str(), p.next.as_str()),
+            ("Past the end of 2 items", "/l?page=1", "")
+        );
         assert_eq!(banner_text(r#"{"message":"hi","type":"info"}"#), "hi");
         assert_eq!(banner_text("plain"), "plain");
     }
