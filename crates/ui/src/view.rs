@@ -162,6 +162,16 @@ pub fn url(path: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
+/// The registry's host (and port) as clients must type it.
+pub fn registry_host(s: &AppState, headers: &axum::http::HeaderMap) -> String {
+    let base = s.settings.base_url(headers);
+    base.split_once("://")
+        .map(|(_, h)| h)
+        .unwrap_or(&base)
+        .trim_end_matches('/')
+        .to_owned()
+}
+
 /// 1536 → "1.50 KiB".
 pub fn bytes(n: i64) -> String {
     if n < 0 {

@@ -112,7 +112,7 @@ impl Browser {
     }
 
     async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match self.c.find(Locator::Css(css)).await {
                 Ok(e) => return e,

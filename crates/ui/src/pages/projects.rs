@@ -262,16 +262,6 @@ struct CreatedSecret {
     json: String,
 }
 
-/// The registry's host (and port) as clients must type it.
-fn registry_host(s: &AppState, headers: &HeaderMap) -> String {
-    let base = s.settings.base_url(headers);
-    base.split_once("://")
-        .map(|(_, h)| h)
-        .unwrap_or(&base)
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 fn commands(
     host: &str,
     project: &str,
@@ -354,7 +344,7 @@ async fn render_summary(
         .await?;
     let count = |r: berth_core::access::Role| sum.member_counts.get(&r).copied().unwrap_or(0);
     use berth_core::access::Role;
-    let host = registry_host(s, headers);
+    let host = crate::view::registry_host(s, headers);
     let (pull_user, pull_secret) = created
         .iter()
         .find(|c| c.purpose == "pull")

@@ -57,16 +57,6 @@ const MAX_DOOMED: usize = 200;
 
 // ---- helpers ---------------------------------------------------------------
 
-/// The registry's host (and port) as clients must type it.
-fn registry_host(s: &AppState, headers: &HeaderMap) -> String {
-    let base = s.settings.base_url(headers);
-    base.split_once("://")
-        .map(|(_, h)| h)
-        .unwrap_or(&base)
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 /// A user mistake on a form, shown on the page; anything else is an error
 /// page with its own status.
 fn form_error(e: CoreError) -> Result<(StatusCode, String), UiError> {
@@ -589,7 +579,7 @@ async fn render_artifacts(
         .catalog
         .list_artifacts(&viewer.subject, &p.name, repo, query, page_no)
         .await?;
-    let host = registry_host(s, headers);
+    let host = crate::view::registry_host(s, headers);
     let rows: Vec<ArtifactRow> = artifacts
         .iter()
         .map(|a| artifact_row(&p, repo, &host, a))
@@ -1178,7 +1168,7 @@ async fn detail(
         })
         .collect();
 
-    let host = registry_host(&s, &headers);
+    let host = crate::view::registry_host(&s, &headers);
     let digest_s = a.digest.as_str().to_owned();
     page(
         &viewer,
