@@ -128,6 +128,29 @@ impl Browser {
         }
     }
 
+    /// Waits until the page's source contains `text` (a click may return
+    /// before the navigation it started has finished).
+    async fn wait_text(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.source().await.contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never appeared on {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until no element matches `css`.
+    async fn wait_gone(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.exists(css).await {
+            assert!(Instant::now() < deadline, "{css} is still there");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn exists(&self, css: &str) -> bool {
         !self
             .c
@@ -565,14 +588,14 @@ async fn administration_in_chromium() {
     b.go("/harbor/projects/new").await;
     b.fill("#name", "during-read-only").await;
     b.click("#create-project").await;
-    assert!(b.source().await.contains("read only mode"));
+    b.wait_text("read only mode").await;
     b.shot("read-only-refusal").await;
     b.go("/harbor/admin/configuration").await;
     let ro = b.find("#cfg-read-only").await;
     assert!(ro.is_selected().await.unwrap());
     ro.click().await.unwrap();
     b.click("#save-configuration").await;
-    assert!(!b.exists("#read-only-banner").await);
+    b.wait_gone("#read-only-banner").await;
     b.sign_out().await;
 
     // Sign up (self-registration is on), then change the password.
@@ -595,7 +618,7 @@ async fn administration_in_chromium() {
     // A non-admin has no Administration and is refused there.
     assert!(!b.exists("a[href='/harbor/admin/users']").await);
     b.go("/harbor/admin/users").await;
-    assert!(b.source().await.contains("Not allowed"));
+    b.wait_text("Not allowed").await;
     b.go("/harbor/account/password").await;
     b.fill("#old_password", USER_PASSWORD).await;
     b.fill("#new_password", "Changed-Pass-456").await;
