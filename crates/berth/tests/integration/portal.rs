@@ -517,6 +517,26 @@ async fn everyday_flow_in_chromium() {
         .unwrap();
     assert_eq!(res.status(), 404);
 
+    // A whole repository, after its confirmation.
+    b.go("/harbor/projects/webapp/repositories").await;
+    b.click("#repositories tr[data-repo='webapp/by-robot'] .delete-repo")
+        .await;
+    b.find("#doomed-count").await;
+    b.shot("repository-delete-confirmation").await;
+    b.click("#confirm-delete").await;
+    b.find("#notice").await;
+    b.wait_gone("#repositories tr[data-repo='webapp/by-robot']")
+        .await;
+    let res = s
+        .admin(
+            Method::GET,
+            "/api/v2.0/projects/webapp/repositories/by-robot",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
     // Sign out: the session is over.
     b.sign_out().await;
     b.go("/harbor/projects").await;
