@@ -52,8 +52,21 @@ pub fn code_of(e: &CoreError) -> ErrorCode {
     }
 }
 
-impl IntoResponse for OciError {
-    fn into_response(self) -> Response {
+impl OciError {
+    /// The response for a refused request, naming in `detail` the access it
+    /// needed, as distribution does. Docker keeps a `DENIED` error that has
+    /// a detail as a typed error: it stops retrying and prints
+    /// "denied: requested access to the resource is denied".
+    pub fn denied_response(self, repository: &str, action: &str) -> Response {
+        if matches!(self.0, CoreError::Denied(_)) {
+            let detail = json!([{ "Type": "repository", "Name": repository, "Action": action }]);
+            self.render(Some(detail))
+        } else {
+            self.into_response()
+        }
+    }
+
+    fn render(self, extra_detail: Option<serde_json::Value>) -> Response {
         let code = code_of(&self.0);
         let message = match &self.0 {
             CoreError::Internal(detail) => {
@@ -70,7 +83,7 @@ impl IntoResponse for OciError {
             CoreError::DigestMismatch { expected, actual } => {
                 json!({ "expected": expected.as_str(), "actual": actual.as_str() })
             }
-            _ => serde_json::Value::Null,
+            _ => extra_detail.unwrap_or(serde_json::Value::Null),
         };
         let mut entry = json!({ "code": code.code(), "message": message });
         if !detail.is_null() {
@@ -103,5 +116,11 @@ impl IntoResponse for OciError {
             _ => {}
         }
         res
+    }
+}
+
+impl IntoResponse for OciError {
+    fn into_response(self) -> Response {
+        self.render(None)
     }
 }

@@ -79,19 +79,15 @@ async fn challenge(
 fn scope_for(method: &Method, path: &str) -> Option<String> {
     let rest = path.strip_prefix("/v2/")?;
     let route = parse_route(rest).ok()??;
-    let actions = match *method {
-        Method::GET | Method::HEAD => "pull",
-        Method::DELETE => "delete",
-        _ => "pull,push",
-    };
-    let name = match route {
-        Route::Catalog => return Some("registry:catalog:*".into()),
-        Route::Tags(n)
-        | Route::Manifest(n, _)
-        | Route::Referrers(n, _)
-        | Route::Uploads(n)
-        | Route::Upload(n, _)
-        | Route::Blob(n, _) => n,
+    if route == Route::Catalog {
+        return Some("registry:catalog:*".into());
+    }
+    let (name, action) = needed_access(&route, method)?;
+    // docker asks for pull with push, so one token serves the whole push
+    let actions = if action == "push" {
+        "pull,push"
+    } else {
+        action
     };
     Some(format!("repository:{name}:{actions}"))
 }
@@ -211,9 +207,10 @@ async fn dispatch(
     let Some(route) = parse_route(&rest)? else {
         return Ok(not_found());
     };
+    let needed = needed_access(&route, &method);
     let s = &state;
     let sub = &subject;
-    match (route, method) {
+    let result = match (route, method) {
         (Route::Catalog, Method::GET) => catalog(s, sub, &query).await,
         (Route::Tags(n), Method::GET) => list_tags(s, sub, &n, &query).await,
         (Route::Manifest(n, r), Method::GET) => {
@@ -234,7 +231,31 @@ async fn dispatch(
         (Route::Upload(n, id), Method::PUT) => finish_upload(s, sub, &n, &id, &query, req).await,
         (Route::Upload(n, id), Method::DELETE) => cancel_upload(s, sub, &n, &id).await,
         _ => Ok((StatusCode::METHOD_NOT_ALLOWED, "").into_response()),
+    };
+    match (result, needed) {
+        (Err(e), Some((name, action))) => Ok(e.denied_response(&name, action)),
+        (result, _) => result,
     }
+}
+
+/// The repository and action a request on `route` needs, for the detail of
+/// a refusal.
+fn needed_access(route: &Route, method: &Method) -> Option<(String, &'static str)> {
+    let name = match route {
+        Route::Catalog => return None,
+        Route::Tags(n)
+        | Route::Manifest(n, _)
+        | Route::Referrers(n, _)
+        | Route::Uploads(n)
+        | Route::Upload(n, _)
+        | Route::Blob(n, _) => n,
+    };
+    let action = match *method {
+        Method::GET | Method::HEAD => "pull",
+        Method::DELETE => "delete",
+        _ => "push",
+    };
+    Some((name.as_str().to_owned(), action))
 }
 
 fn not_found() -> Response {

@@ -11,17 +11,6 @@ use crate::harness::*;
 
 const PW: &str = "Alice-Pass-1234";
 
-async fn create_user(s: &Server, name: &str) -> i64 {
-    let res = s
-        .admin(Method::POST, "/api/v2.0/users")
-        .json(&json!({ "username": name, "email": format!("{name}@example.com"), "realname": name, "password": PW, "comment": "c" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    location(&res).rsplit('/').next().unwrap().parse().unwrap()
-}
-
 fn as_user<'a>(
     s: &'a Server,
     name: &'a str,
@@ -33,8 +22,8 @@ fn as_user<'a>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_api() {
     let s = Server::start(Backend::Embedded).await;
-    let alice = create_user(&s, "alice").await;
-    let bob = create_user(&s, "bob").await;
+    let alice = s.create_user("alice", PW).await;
+    let bob = s.create_user("bob", PW).await;
     // validation
     for (body, _what) in [
         (
@@ -324,7 +313,7 @@ async fn users_api() {
             .status(),
         401
     );
-    let again = create_user(&s, "bob").await;
+    let again = s.create_user("bob", PW).await;
     assert_ne!(again, bob, "the name is free again, for a new user");
     // permissions of the current user
     s.create_project("pp", false).await;
@@ -381,8 +370,8 @@ async fn users_api() {
 async fn members_api() {
     let s = Server::start(Backend::Embedded).await;
     s.create_project("team", false).await;
-    let dave = create_user(&s, "dave").await;
-    create_user(&s, "erin").await;
+    let dave = s.create_user("dave", PW).await;
+    s.create_user("erin", PW).await;
     let res = s
         .admin(Method::POST, "/api/v2.0/projects/team/members")
         .json(&json!({ "role_id": 2, "member_user": { "username": "dave" } }))
@@ -975,7 +964,7 @@ async fn configuration_and_read_only_mode() {
         202
     );
     // non-admins neither read nor change it
-    create_user(&s, "frank").await;
+    s.create_user("frank", PW).await;
     let f = as_user(&s, "frank", PW);
     assert_eq!(
         f(Method::GET, "/api/v2.0/configurations")
@@ -1117,7 +1106,7 @@ async fn portal_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_log() {
     let s = Server::start(Backend::Embedded).await;
-    let gina = create_user(&s, "gina").await;
+    let gina = s.create_user("gina", PW).await;
     s.create_project("audited", false).await;
     s.create_project("other", false).await;
     s.admin(Method::POST, "/api/v2.0/projects/audited/members")

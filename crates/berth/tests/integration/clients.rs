@@ -359,3 +359,274 @@ async fn oras_artifact_with_subject() {
         .await;
     assert_eq!(none["manifests"], json!([]));
 }
+
+const CREW_PASSWORD: &str = "Crew-Pass-1234";
+
+/// Runs `cmd` with `secret` on stdin (for `login --password-stdin`).
+fn with_stdin(cmd: &mut Command, secret: &str) -> std::process::Output {
+    use std::io::Write;
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(secret.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn failed_with(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        !out.status.success(),
+        "{what} should have been refused:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The token flow with real clients and real roles: a Developer and a
+/// project robot push and pull with docker, skopeo and podman; a Guest
+/// pulls but its push is refused with docker's usual message; an
+/// anonymous pull of the private project is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_flow_with_users_robots_and_a_guest() {
+    if !require(&["docker", "skopeo", "podman"]) {
+        return;
+    }
+    let s = Server::start(Backend::Embedded).await;
+    s.create_project("crew", false).await;
+    s.create_user("dev", CREW_PASSWORD).await;
+    s.create_user("gus", CREW_PASSWORD).await;
+    s.add_member("crew", "dev", 2).await;
+    s.add_member("crew", "gus", 3).await;
+    let (robot, secret) = s
+        .create_robot(json!({
+            "name": "ci", "level": "project", "duration": -1,
+            "permissions": [{ "kind": "project", "namespace": "crew", "access": [
+                { "resource": "repository", "action": "push" },
+                { "resource": "repository", "action": "pull" },
+            ]}],
+        }))
+        .await;
+    assert_eq!(robot, "robot$crew+ci");
+
+    // docker: build FROM scratch, push and pull as the developer
+    let dir = temp("crew-docker");
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    std::fs::write(dir.join("hello.txt"), format!("crew {marker}\n")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY hello.txt /hello.txt\n",
+    )
+    .unwrap();
+    let config = dir.join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    let docker = |args: &[&str]| {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_CONFIG", &config)
+            .env("DOCKER_BUILDKIT", "0")
+            .args(args);
+        c
+    };
+    let login = |user: &str, secret: &str| {
+        let out = with_stdin(
+            &mut docker(&["login", &s.addr, "-u", user, "--password-stdin"]),
+            secret,
+        );
+        assert!(
+            out.status.success(),
+            "docker login {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let image = |tag: &str| format!("{}/crew/app-{}:{tag}", s.addr, &marker[..8]);
+    let digest_of = |out: &str| {
+        out.split_whitespace()
+            .find(|w| w.starts_with("sha256:"))
+            .unwrap_or_else(|| panic!("no digest in push output: {out}"))
+            .to_owned()
+    };
+    run(docker(&["build", "-q", "-t", &image("dev")]).arg(&dir));
+
+    // anonymous: the private project is invisible
+    let out = docker(&["pull", &image("dev")]).output().unwrap();
+    let err = failed_with(&out, "anonymous pull of a private project");
+    assert!(
+        err.contains("denied") || err.contains("unauthorized"),
+        "{err}"
+    );
+
+    login("dev", CREW_PASSWORD);
+    let pushed = digest_of(&run(&mut docker(&["push", &image("dev")])));
+    run(&mut docker(&["rmi", &image("dev")]));
+    run(&mut docker(&["pull", &image("dev")]));
+    let inspected = run(&mut docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        &image("dev"),
+    ]));
+    assert!(inspected.contains(&pushed), "{inspected} lacks {pushed}");
+
+    // the robot pushes a second tag and pulls it back
+    run(&mut docker(&["logout", &s.addr]));
+    login(&robot, &secret);
+    run(&mut docker(&["tag", &image("dev"), &image("robot")]));
+    let by_robot = digest_of(&run(&mut docker(&["push", &image("robot")])));
+    assert_eq!(by_robot, pushed, "same image, same digest");
+    run(&mut docker(&["rmi", &image("robot")]));
+    run(&mut docker(&["pull", &image("robot")]));
+
+    // the Guest pulls, but its push is denied with docker's message
+    run(&mut docker(&["logout", &s.addr]));
+    login("gus", CREW_PASSWORD);
+    run(&mut docker(&["rmi", &image("dev")]));
+    run(&mut docker(&["pull", &image("dev")]));
+    run(&mut docker(&["tag", &image("dev"), &image("guest")]));
+    let out = docker(&["push", &image("guest")]).output().unwrap();
+    let err = failed_with(&out, "a Guest's docker push");
+    assert!(
+        err.contains("denied: requested access to the resource is denied"),
+        "docker's message for a denied push: {err}"
+    );
+    let tags = s
+        .get_json(&format!(
+            "/api/v2.0/projects/crew/repositories/app-{}/artifacts/{pushed}?with_tag=true",
+            &marker[..8]
+        ))
+        .await;
+    let mut names: Vec<&str> = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["dev", "robot"], "the Guest's push left no tag");
+
+    // the audit log names who pushed
+    let log = s
+        .get_json("/api/v2.0/projects/crew/auditlog-exts?page_size=100")
+        .await;
+    let pushers: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["operation"] == "create" && e["resource_type"] == "artifact")
+        .map(|e| e["username"].as_str().unwrap())
+        .collect();
+    assert!(pushers.contains(&"dev"), "{log}");
+    assert!(pushers.contains(&robot.as_str()), "{log}");
+
+    // skopeo through the token flow: the robot's secret pushes, the
+    // developer pulls, the Guest is refused
+    let src = temp("crew-layout");
+    let (index, _) = write_layout(&src);
+    let dest = format!("docker://{}/crew/multi:v1", s.addr);
+    run(Command::new("skopeo")
+        .args([
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
+        .args(["--dest-creds", &format!("{robot}:{secret}")])
+        .arg(format!("oci:{}:v1", src.display()))
+        .arg(&dest));
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .args(["--creds", &format!("dev:{CREW_PASSWORD}")])
+        .arg(&dest));
+    assert_eq!(Digest::sha256(raw.as_bytes()), index);
+    let out = Command::new("skopeo")
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .args(["--dest-creds", &format!("gus:{CREW_PASSWORD}")])
+        .arg(format!("oci:{}:v1", src.display()))
+        .arg(format!("docker://{}/crew/multi:guest", s.addr))
+        .output()
+        .unwrap();
+    let err = failed_with(&out, "a Guest's skopeo copy");
+    assert!(
+        err.contains("requested access to the resource is denied"),
+        "{err}"
+    );
+    // a wrong secret is unauthorized
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .args(["--creds", &format!("{robot}:not-the-secret-Abc123")])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    let err = failed_with(&out, "skopeo with a wrong robot secret");
+    assert!(err.to_lowercase().contains("unauthorized"), "{err}");
+    tokio::time::sleep(std::time::Duration::from_millis(1700)).await;
+
+    // podman: pull as the developer, push a new tag as the robot
+    // podman wants a short runroot
+    let store = std::path::PathBuf::from(format!("/tmp/bp-{}", &marker[..8]));
+    std::fs::create_dir_all(&store).unwrap();
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--storage-driver")
+            .arg("vfs")
+            .arg("--root")
+            .arg(store.join("root"))
+            .arg("--runroot")
+            .arg(store.join("run"))
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+            .args(args);
+        c
+    };
+    run(&mut podman(&[
+        "pull",
+        "--tls-verify=false",
+        "--creds",
+        &format!("dev:{CREW_PASSWORD}"),
+        &image("dev"),
+    ]));
+    run(&mut podman(&["tag", &image("dev"), &image("podman")]));
+    run(&mut podman(&[
+        "push",
+        "--tls-verify=false",
+        "--creds",
+        &format!("{robot}:{secret}"),
+        &image("podman"),
+    ]));
+    let st = s
+        .admin(
+            Method::HEAD,
+            &format!("/v2/crew/app-{}/manifests/podman", &marker[..8]),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, 200, "podman's push landed");
+    let out = podman(&[
+        "push",
+        "--tls-verify=false",
+        "--creds",
+        &format!("gus:{CREW_PASSWORD}"),
+        &image("podman"),
+        &format!("docker://{}/crew/app-{}:gus", s.addr, &marker[..8]),
+    ])
+    .output()
+    .unwrap();
+    let err = failed_with(&out, "a Guest's podman push");
+    assert!(
+        err.contains("requested access to the resource is denied"),
+        "{err}"
+    );
+
+    for tag in ["dev", "robot", "guest"] {
+        let _ = docker(&["rmi", &image(tag)]).output();
+    }
+    let _ = podman(&["rmi", "--all", "--force"]).output();
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&src).ok();
+    std::fs::remove_dir_all(&store).ok();
+}

@@ -223,6 +223,86 @@ impl Server {
         self.http.request(method, self.url(path))
     }
 
+    /// A request with Basic credentials (a user or a robot).
+    pub fn as_user(
+        &self,
+        name: &str,
+        password: &str,
+        method: Method,
+        path: &str,
+    ) -> RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .basic_auth(name, Some(password))
+    }
+
+    /// Creates a database user as the admin; returns its id.
+    pub async fn create_user(&self, name: &str, password: &str) -> i64 {
+        self.create_user_named(name, name, password).await
+    }
+
+    /// Creates a database user with a real name; returns its id.
+    pub async fn create_user_named(&self, name: &str, realname: &str, password: &str) -> i64 {
+        let res = self
+            .admin(Method::POST, "/api/v2.0/users")
+            .json(&json!({ "username": name, "email": format!("{name}@example.com"), "realname": realname, "password": password, "comment": "c" }))
+            .send()
+            .await
+            .expect("create user");
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "create user {name}: {}",
+            res.text().await.unwrap_or_default()
+        );
+        location(&res)
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.parse().ok())
+            .expect("user id in Location")
+    }
+
+    /// Makes `user` a member of `project` with Harbor's role id.
+    pub async fn add_member(&self, project: &str, user: &str, role: i64) {
+        let res = self
+            .admin(
+                Method::POST,
+                &format!("/api/v2.0/projects/{project}/members"),
+            )
+            .json(&json!({ "role_id": role, "member_user": { "username": user } }))
+            .send()
+            .await
+            .expect("add member");
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "add {user} to {project}: {}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Creates a robot as the admin from a Harbor robot body; returns its
+    /// login name and secret.
+    pub async fn create_robot(&self, body: Value) -> (String, String) {
+        let res = self
+            .admin(Method::POST, "/api/v2.0/robots")
+            .json(&body)
+            .send()
+            .await
+            .expect("create robot");
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "create robot: {}",
+            res.text().await.unwrap_or_default()
+        );
+        let v: Value = res.json().await.expect("robot JSON");
+        (
+            v["name"].as_str().expect("name").to_owned(),
+            v["secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
     pub async fn create_project(&self, name: &str, public: bool) {
         let res = self
             .admin(Method::POST, "/api/v2.0/projects")

@@ -229,16 +229,6 @@ impl Browser {
     }
 }
 
-async fn create_user(s: &Server, name: &str, realname: &str) {
-    let res = s
-        .admin(Method::POST, "/api/v2.0/users")
-        .json(&json!({ "username": name, "email": format!("{name}@example.com"), "realname": realname, "password": USER_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-}
-
 fn skopeo_push(s: &Server, creds: &str, dest: &str) {
     let src = temp("portal-layout");
     write_layout(&src);
@@ -411,7 +401,8 @@ async fn everyday_flow_in_chromium() {
     b.shot("robots").await;
 
     // Members: add a Guest.
-    create_user(&s, "gina", "Gina Guest").await;
+    s.create_user_named("gina", "Gina Guest", USER_PASSWORD)
+        .await;
     b.go("/harbor/projects/webapp/members").await;
     b.fill("#member-username", "gina").await;
     b.find("#member-role")
@@ -697,7 +688,8 @@ async fn hostile_text_is_escaped() {
     // Real names may not hold `"`, `#`, `%`, `$`, `~` or `,`; the rest of
     // HTML's special characters are allowed.
     const XSS_NAME: &str = "<script>window.__pwned=3</script><b>bold</b>'&<";
-    create_user(&s, "mallory", XSS_NAME).await;
+    s.create_user_named("mallory", XSS_NAME, USER_PASSWORD)
+        .await;
     let res = s
         .admin(Method::POST, "/api/v2.0/projects/evil/members")
         .json(&json!({ "role_id": 2, "member_user": { "username": "mallory" } }))

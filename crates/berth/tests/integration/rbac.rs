@@ -172,54 +172,6 @@ fn req(s: &Server, who: &Who, method: Method, path: &str) -> RequestBuilder {
     }
 }
 
-async fn create_user(s: &Server, name: &str) {
-    let res = s
-        .admin(Method::POST, "/api/v2.0/users")
-        .json(&json!({ "username": name, "email": format!("{name}@example.com"), "realname": name, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        res.status(),
-        201,
-        "create user {name}: {}",
-        res.text().await.unwrap()
-    );
-}
-
-async fn add_member(s: &Server, project: &str, user: &str, role: i64) {
-    let res = s
-        .admin(
-            Method::POST,
-            &format!("/api/v2.0/projects/{project}/members"),
-        )
-        .json(&json!({ "role_id": role, "member_user": { "username": user } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        res.status(),
-        201,
-        "add {user} to {project}: {}",
-        res.text().await.unwrap()
-    );
-}
-
-async fn create_robot(s: &Server, body: Value) -> (String, String) {
-    let res = s
-        .admin(Method::POST, "/api/v2.0/robots")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let v: Value = res.json().await.unwrap();
-    (
-        v["name"].as_str().unwrap().to_owned(),
-        v["secret"].as_str().unwrap().to_owned(),
-    )
-}
-
 fn access(perms: &[(&str, &str)]) -> Vec<Value> {
     perms
         .iter()
@@ -422,10 +374,10 @@ async fn prepare(s: &Server, who: &Who, role_in_pd: Option<i64>) {
     }
     s.push_image(&format!("pa/repo-{t}"), "v1", 1).await;
     s.push_image(&format!("pa/art-{t}"), "v1", 1).await;
-    create_user(s, &format!("extra-{t}")).await;
+    s.create_user(&format!("extra-{t}"), PASSWORD).await;
     s.create_project(&format!("pd-{t}"), false).await;
     if let (Some(role), Who::Role(i)) = (role_in_pd, who) {
-        add_member(s, &format!("pd-{t}"), ROLES[*i].0, role).await;
+        s.add_member(&format!("pd-{t}"), ROLES[*i].0, role).await;
     }
 }
 
@@ -441,19 +393,15 @@ async fn every_role_on_every_endpoint() {
         admin_member: members[0]["id"].as_i64().unwrap(),
     };
     for (name, role) in ROLES {
-        create_user(&s, name).await;
-        add_member(&s, "pa", name, role).await;
+        s.create_user(name, PASSWORD).await;
+        s.add_member("pa", name, role).await;
     }
-    let (pr_name, pr_secret) = create_robot(
-        &s,
-        json!({ "name": "ci", "level": "project", "duration": -1,
+    let (pr_name, pr_secret) = s.create_robot(json!({ "name": "ci", "level": "project", "duration": -1,
             "permissions": [{ "kind": "project", "namespace": "pa", "access": access(PROJECT_ROBOT) }] }),
     )
     .await;
     assert_eq!(pr_name, "robot$pa+ci");
-    let (sr_name, sr_secret) = create_robot(
-        &s,
-        json!({ "name": "sweeper", "level": "system", "duration": -1,
+    let (sr_name, sr_secret) = s.create_robot(json!({ "name": "sweeper", "level": "system", "duration": -1,
             "permissions": [{ "kind": "project", "namespace": "*", "access": access(SYSTEM_ROBOT) }] }),
     )
     .await;
@@ -515,7 +463,7 @@ async fn every_role_on_every_endpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_operations_and_project_creation() {
     let s = Server::start(Backend::Embedded).await;
-    create_user(&s, "plain").await;
+    s.create_user("plain", PASSWORD).await;
     let plain = |m: Method, p: &str| {
         s.http
             .request(m, s.url(p))
@@ -571,15 +519,11 @@ async fn system_operations_and_project_creation() {
         .unwrap();
     assert_eq!(mine["current_user_role_id"], 1);
     // robots: project robots never create projects; system robots only with project:create
-    let (pr, prs) = create_robot(
-        &s,
-        json!({ "name": "r1", "level": "project", "duration": -1,
+    let (pr, prs) = s.create_robot(json!({ "name": "r1", "level": "project", "duration": -1,
             "permissions": [{ "kind": "project", "namespace": "by-plain", "access": access(&[("repository", "pull")]) }] }),
     )
     .await;
-    let (sr, srs) = create_robot(
-        &s,
-        json!({ "name": "maker", "level": "system", "duration": -1,
+    let (sr, srs) = s.create_robot(json!({ "name": "maker", "level": "system", "duration": -1,
             "permissions": [{ "kind": "system", "namespace": "/", "access": access(&[("project", "create"), ("catalog", "read")]) }] }),
     )
     .await;
@@ -628,7 +572,7 @@ async fn public_projects_are_readable_by_everyone() {
     let s = Server::start(Backend::Embedded).await;
     s.create_project("open", true).await;
     s.push_image("open/app", "v1", 1).await;
-    create_user(&s, "outsider").await;
+    s.create_user("outsider", PASSWORD).await;
     let out = |m: Method, p: &str| {
         s.http
             .request(m, s.url(p))

@@ -14,29 +14,6 @@ use crate::on_backends;
 const PASSWORD: &str = "Secu-Pass-1234";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-async fn create_user(s: &Server, name: &str) {
-    let res = s
-        .admin(Method::POST, "/api/v2.0/users")
-        .json(&json!({ "username": name, "email": format!("{name}@example.com"), "realname": name, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-}
-
-async fn add_member(s: &Server, project: &str, user: &str, role: i64) {
-    let res = s
-        .admin(
-            Method::POST,
-            &format!("/api/v2.0/projects/{project}/members"),
-        )
-        .json(&json!({ "role_id": role, "member_user": { "username": user } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-}
-
 fn as_user(s: &Server, user: &str, method: Method, path: &str) -> RequestBuilder {
     s.http
         .request(method, s.url(path))
@@ -117,9 +94,9 @@ async fn registry_tokens_grant_what_rbac_allows(s: &Server) {
     s.create_project("tpublic", true).await;
     s.push_image("tother/app", "v1", 1).await;
     s.push_image("tpublic/app", "v1", 1).await;
-    create_user(s, "tara").await;
-    add_member(s, "tdev", "tara", 2).await;
-    add_member(s, "tguest", "tara", 3).await;
+    s.create_user("tara", PASSWORD).await;
+    s.add_member("tdev", "tara", 2).await;
+    s.add_member("tguest", "tara", 3).await;
 
     let (t, c) = token(
         s,
@@ -334,8 +311,8 @@ async fn forged_and_stale_tokens_are_refused(s: &Server) {
     refused(foreign, "foreign key").await;
 
     // A deleted user's token stops working at once.
-    create_user(s, "shortlived").await;
-    add_member(s, "forge", "shortlived", 3).await;
+    s.create_user("shortlived", PASSWORD).await;
+    s.add_member("forge", "shortlived", 3).await;
     let (t, c) = token(s, Some("shortlived"), &["repository:forge/app:pull"]).await;
     assert_eq!(actions(&c, "forge/app"), ["pull"]);
     assert_eq!(manifest_status(s, &t, "forge/app", "v1").await, 200);
@@ -357,8 +334,8 @@ fn header_of(res: &reqwest::Response, name: &str) -> String {
 async fn blobs_never_leak_across_projects(s: &Server) {
     s.create_project("vault", false).await;
     s.create_project("mine", false).await;
-    create_user(s, "mallory").await;
-    add_member(s, "mine", "mallory", 2).await;
+    s.create_user("mallory", PASSWORD).await;
+    s.add_member("mine", "mallory", 2).await;
     let secret = random_bytes(4096);
     let d = s.push_blob("vault/app", &secret).await;
     let blob = |repo: &str| format!("/v2/{repo}/blobs/{d}");
@@ -444,7 +421,7 @@ async fn blobs_never_leak_across_projects(s: &Server) {
     assert!(matches!(res.status().as_u16(), 401 | 403));
 
     // Once mallory may read vault (Guest), the mount works.
-    add_member(s, "vault", "mallory", 3).await;
+    s.add_member("vault", "mallory", 3).await;
     let d2 = s.push_blob("vault/app", &random_bytes(2048)).await;
     let res = as_user(
         s,
@@ -485,9 +462,9 @@ async fn upload_sessions_are_bound(s: &Server) {
     s.create_project("bound", false).await;
     s.create_project("elsewhere", false).await;
     for u in ["alice", "bob"] {
-        create_user(s, u).await;
-        add_member(s, "bound", u, 2).await;
-        add_member(s, "elsewhere", u, 2).await;
+        s.create_user(u, PASSWORD).await;
+        s.add_member("bound", u, 2).await;
+        s.add_member("elsewhere", u, 2).await;
     }
     let res = as_user(s, "alice", Method::POST, "/v2/bound/app/blobs/uploads/")
         .send()
@@ -575,10 +552,10 @@ async fn upload_sessions_are_bound(s: &Server) {
 async fn objects_are_not_reachable_through_another_project(s: &Server) {
     s.create_project("ours", false).await;
     s.create_project("theirs", false).await;
-    create_user(s, "owner1").await;
-    create_user(s, "victim").await;
-    add_member(s, "ours", "owner1", 1).await;
-    add_member(s, "theirs", "victim", 2).await;
+    s.create_user("owner1", PASSWORD).await;
+    s.create_user("victim", PASSWORD).await;
+    s.add_member("ours", "owner1", 1).await;
+    s.add_member("theirs", "victim", 2).await;
     let (theirs_digest, _, _) = s.push_image("theirs/app", "v1", 1).await;
     s.push_image("ours/app", "v1", 1).await;
 
