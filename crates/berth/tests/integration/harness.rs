@@ -223,19 +223,6 @@ impl Server {
         self.http.request(method, self.url(path))
     }
 
-    /// A request with Basic credentials (a user or a robot).
-    pub fn as_user(
-        &self,
-        name: &str,
-        password: &str,
-        method: Method,
-        path: &str,
-    ) -> RequestBuilder {
-        self.http
-            .request(method, self.url(path))
-            .basic_auth(name, Some(password))
-    }
-
     /// Creates a database user as the admin; returns its id.
     pub async fn create_user(&self, name: &str, password: &str) -> i64 {
         self.create_user_named(name, name, password).await
