@@ -724,6 +724,8 @@ const HARBORAPI_SCRIPT: &str = r#"
 import asyncio, sys
 from harborapi import HarborAsyncClient
 from harborapi.models import ProjectReq, ProjectMetadata, Tag, Repository
+from harborapi.exceptions import Unauthorized
+from harborapi.models import UserCreationReq, UserProfile, RobotCreate, RobotPermission, Access
 url, pw = sys.argv[1], sys.argv[2]
 
 async def main():
@@ -758,6 +760,73 @@ async def main():
     tags = await c.get_artifact_tags("pushed", "app", art.digest)
     assert sorted(t.name for t in tags) == ["prod", "v1"], tags
     await c.delete_artifact_tag("pushed", "app", art.digest, "prod")
+
+    # a user, a membership and a robot
+    await c.create_user(UserCreationReq(username="hana", email="hana@example.com", realname="Hana",
+                                        password="Hana-Pass-1234", comment="via harborapi"))
+    hana = await c.get_user_by_username("hana")
+    assert hana.email == "hana@example.com" and not hana.sysadmin_flag, hana
+    await c.update_user(hana.user_id, UserProfile(email="hana@example.org", realname="Hana H", comment="updated"))
+    assert (await c.get_user(hana.user_id)).realname == "Hana H"
+    assert {"admin", "hana"} <= {u.username for u in await c.get_users()}
+    assert [u.username for u in await c.search_users_by_username("han")] == ["hana"]
+    assert (await c.get_current_user()).username == "admin"
+    await c.add_project_member_user("hapi", "hana", 2)
+    members = await c.get_project_members("hapi")
+    assert sorted(m.entity_name for m in members) == ["admin", "hana"], members
+    member = next(m for m in members if m.entity_name == "hana")
+    assert member.role_id == 2 and member.entity_type == "u", member
+    await c.update_project_member_role("hapi", member.id, 4)
+    assert (await c.get_project_member("hapi", member.id)).role_id == 4
+    h = HarborAsyncClient(url=url + "/api/v2.0", username="hana", secret="Hana-Pass-1234", validate=True, timeout=30)
+    mine = await h.get_current_user_permissions(scope="/project/" + str(p.project_id), relative=True)
+    assert ("repository", "push") in {(x.resource, x.action) for x in mine}, mine
+    # her project and the public library; not the private "pushed"
+    assert sorted(p.name for p in await h.get_projects()) == ["hapi", "library"]
+    robot = await c.create_robot(RobotCreate(name="ci", description="via harborapi", level="project", duration=30, disable=False,
+        permissions=[RobotPermission(kind="project", namespace="hapi", access=[
+            Access(resource="repository", action="list"), Access(resource="repository", action="pull"),
+            Access(resource="repository", action="push")])]))
+    assert robot.name == "robot$hapi+ci" and len(robot.secret) == 32, robot
+    r = await c.get_robot(robot.id)
+    assert r.level == "project" and r.permissions[0].namespace == "hapi" and not r.disable, r
+    assert robot.id in [x.id for x in await c.get_robots()]
+    rc = HarborAsyncClient(url=url + "/api/v2.0", username=robot.name, secret=robot.secret, validate=True, timeout=30)
+    assert await rc.get_repositories("hapi") == []
+    refreshed = await c.refresh_robot_secret(robot.id, "Fresh-Robot-Secret-123")
+    # as Harbor: a caller-chosen secret is not echoed back
+    assert refreshed.secret == "", refreshed
+    fresh = HarborAsyncClient(url=url + "/api/v2.0", username=robot.name, secret="Fresh-Robot-Secret-123", validate=True, timeout=30)
+    assert await fresh.get_repositories("hapi") == []
+    try:
+        await rc.get_repositories("hapi")
+        raise SystemExit("the old robot secret still works")
+    except Unauthorized:
+        pass
+    perms = await c.get_permissions()
+    assert any(a.resource == "repository" and a.action == "push" for a in perms.project), perms
+    await c.delete_robot(robot.id)
+    await c.remove_project_member("hapi", member.id)
+    assert [m.entity_name for m in await c.get_project_members("hapi")] == ["admin"]
+
+    # the audit log recorded all of it, without secrets (it is written
+    # just after the request, as Harbor's is)
+    wanted = {("user", "create"), ("user", "update"), ("member", "create"), ("member", "update"),
+              ("member", "delete"), ("robot", "create"), ("robot", "delete"), ("project", "create")}
+    for _ in range(50):
+        logs = await c.get_audit_logs(page_size=100)
+        ops = {(l.resource_type, l.operation) for l in logs}
+        if wanted <= ops:
+            break
+        await asyncio.sleep(0.1)
+    assert wanted <= ops, (wanted - ops, ops)
+    assert all(l.username for l in logs)
+    assert not any("Fresh-Robot" in (l.resource or "") or "Hana-Pass" in (l.resource or "") for l in logs)
+    plogs = await c.get_project_logs("hapi", page_size=100)
+    assert plogs and {l.resource_type for l in plogs} >= {"member", "robot"}, plogs
+    created = await c.get_audit_logs(query="operation=create,resource_type=user", page_size=100)
+    assert created and all(l.operation == "create" and l.resource_type == "user" for l in created), created
+    await c.delete_user(hana.user_id)
     info = await c.get_system_info()
     assert info.auth_mode == "db_auth", info
     health = await c.health_check()
