@@ -8,10 +8,17 @@
 //! bench_client push-image <base-url> <repo> <tag>            # prints the manifest and a blob digest
 //! bench_client rps <base-url> <path> <GET|HEAD> <connections> <seconds> [accept]
 //! bench_client portal-pages <base-url> <project> <repositories>  # Berth only: page render times
+//! bench_client token <base-url> <repo>                      # a pull token for `ab`
 //! ```
-//! Credentials come from `BENCH_USER` / `BENCH_PASSWORD` when set. Each
+//! Credentials come from `BENCH_USER` / `BENCH_PASSWORD` when set and are
+//! used as docker uses them: the client asks `GET /v2/` how to
+//! authenticate; on a `Bearer` challenge (Berth) it fetches one token per
+//! repository from the token service and sends it on every `/v2` request,
+//! on a `Basic` challenge (distribution behind htpasswd) it sends Basic
+//! credentials on every request. `/api` and portal requests use Basic. Each
 //! command prints one JSON line.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,29 +28,115 @@ use futures::StreamExt;
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::json;
 
+/// How the registry wants `/v2` requests authenticated.
+enum Scheme {
+    Anonymous,
+    Basic,
+    Bearer { realm: String, service: String },
+}
+
 struct Target {
     http: Client,
     base: String,
     auth: Option<(String, String)>,
+    scheme: Scheme,
+    /// Registry tokens by repository, as docker keeps them.
+    tokens: tokio::sync::Mutex<HashMap<String, String>>,
+}
+
+/// The repository a `/v2/<name>/(blobs|manifests|tags)/…` path addresses.
+fn repository_of(path: &str) -> Option<&str> {
+    let rest = path.split("/v2/").nth(1)?;
+    ["/blobs/", "/manifests/", "/tags/"]
+        .iter()
+        .filter_map(|k| rest.rfind(k))
+        .min()
+        .map(|end| &rest[..end])
+}
+
+/// `key="value"` from a challenge header.
+fn challenge_param(header: &str, key: &str) -> Option<String> {
+    let start = header.find(&format!("{key}=\""))? + key.len() + 2;
+    let end = header[start..].find('"')? + start;
+    Some(header[start..end].to_owned())
 }
 
 impl Target {
-    fn req(&self, method: Method, path: &str) -> RequestBuilder {
+    /// Asks `GET /v2/` how to authenticate, as docker does on login.
+    async fn discover(&mut self) {
+        if self.auth.is_none() {
+            return;
+        }
+        let res = self
+            .http
+            .get(format!("{}/v2/", self.base))
+            .send()
+            .await
+            .expect("GET /v2/");
+        let challenge = res
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        self.scheme = if challenge.starts_with("Bearer") {
+            Scheme::Bearer {
+                realm: challenge_param(&challenge, "realm").expect("realm"),
+                service: challenge_param(&challenge, "service").unwrap_or_default(),
+            }
+        } else {
+            Scheme::Basic
+        };
+    }
+
+    /// A registry token for pull and push on `repo` (cached).
+    async fn token(&self, realm: &str, service: &str, repo: &str) -> String {
+        let mut tokens = self.tokens.lock().await;
+        if let Some(t) = tokens.get(repo) {
+            return t.clone();
+        }
+        let (u, p) = self.auth.clone().expect("credentials");
+        let res = self
+            .http
+            .get(realm)
+            .query(&[
+                ("service", service),
+                ("scope", &format!("repository:{repo}:pull,push")),
+            ])
+            .basic_auth(u, Some(p))
+            .send()
+            .await
+            .expect("token service");
+        assert_eq!(res.status(), 200, "token service");
+        let v: serde_json::Value = res.json().await.expect("token JSON");
+        let t = v["token"].as_str().expect("token").to_owned();
+        tokens.insert(repo.to_owned(), t.clone());
+        t
+    }
+
+    async fn req(&self, method: Method, path: &str) -> RequestBuilder {
         let url = if path.starts_with("http") {
             path.to_owned()
         } else {
             format!("{}{}", self.base, path)
         };
-        let r = self.http.request(method, url);
-        match &self.auth {
-            Some((u, p)) => r.basic_auth(u, Some(p)),
-            None => r,
+        let r = self.http.request(method, &url);
+        let Some((u, p)) = &self.auth else {
+            return r;
+        };
+        match (&self.scheme, repository_of(&url)) {
+            (Scheme::Bearer { realm, service }, Some(repo)) => {
+                r.bearer_auth(self.token(realm, service, repo).await)
+            }
+            (Scheme::Anonymous, _) => r,
+            _ => r.basic_auth(u, Some(p)),
         }
     }
 
     async fn push(&self, repo: &str, digest: &Digest, body: reqwest::Body) -> Result<(), String> {
         let res = self
             .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+            .await
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -57,6 +150,7 @@ impl Target {
         let sep = if loc.contains('?') { '&' } else { '?' };
         let res = self
             .req(Method::PUT, &format!("{loc}{sep}digest={digest}"))
+            .await
             .header("content-type", "application/octet-stream")
             .body(body)
             .send()
@@ -84,7 +178,7 @@ fn arg(args: &[String], i: usize, what: &str) -> String {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let cmd = arg(&args, 1, "command");
-    let target = Target {
+    let mut target = Target {
         http: Client::builder()
             .pool_max_idle_per_host(64)
             .build()
@@ -94,7 +188,10 @@ async fn main() {
             (Ok(u), Ok(p)) => Some((u, p)),
             _ => None,
         },
+        scheme: Scheme::Anonymous,
+        tokens: Default::default(),
     };
+    target.discover().await;
     let repo = arg(&args, 3, "repository");
     match cmd.as_str() {
         "push-blob" => {
@@ -169,6 +266,7 @@ async fn main() {
             let started = Instant::now();
             let res = target
                 .req(Method::GET, &format!("/v2/{repo}/blobs/{digest}"))
+                .await
                 .send()
                 .await
                 .expect("GET");
@@ -207,6 +305,7 @@ async fn main() {
             .to_string();
             let res = target
                 .req(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"))
+                .await
                 .header(
                     "content-type",
                     "application/vnd.docker.distribution.manifest.v2+json",
@@ -228,6 +327,7 @@ async fn main() {
             let count: usize = arg(&args, 4, "repositories").parse().expect("count");
             let res = target
                 .req(Method::POST, "/api/v2.0/projects")
+                .await
                 .json(&json!({ "project_name": project, "metadata": { "public": "false" } }))
                 .send()
                 .await
@@ -264,6 +364,7 @@ async fn main() {
                             .expect("config");
                         let res = target
                             .req(Method::PUT, &format!("/v2/{repo}/manifests/v1"))
+                            .await
                             .header("content-type", "application/vnd.oci.image.manifest.v1+json")
                             .body(manifest)
                             .send()
@@ -368,7 +469,7 @@ async fn main() {
                     );
                     tokio::spawn(async move {
                         while Instant::now() < until {
-                            let mut r = target.req(method.clone(), &path);
+                            let mut r = target.req(method.clone(), &path).await;
                             if let Some(a) = &accept {
                                 r = r.header("accept", a);
                             }
@@ -394,6 +495,13 @@ async fn main() {
                 "{}",
                 json!({ "rps": n as f64 / secs, "requests": n, "failed": failed.load(Ordering::Relaxed) })
             );
+        }
+        "token" => {
+            let Scheme::Bearer { realm, service } = &target.scheme else {
+                panic!("the registry does not use the token flow");
+            };
+            let t = target.token(realm, service, &repo).await;
+            println!("{}", json!({ "token": t }));
         }
         other => {
             eprintln!("unknown command {other}");

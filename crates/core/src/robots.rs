@@ -215,6 +215,14 @@ impl Robots {
                         a.resource, a.action
                     )));
                 }
+                // Accounts that mint accounts outlive the rotation of the
+                // one that was leaked: only a system admin grants them.
+                if matches!(r, Resource::Robot | Resource::User) && !subject.is_sysadmin() {
+                    return Err(CoreError::Denied(format!(
+                        "only a system administrator grants {}:{}",
+                        a.resource, a.action
+                    )));
+                }
                 access.push(RobotAccess {
                     resource: r.as_str().to_owned(),
                     action: act.as_str().to_owned(),

@@ -133,7 +133,12 @@ impl Server {
                 .env("BERTH_STORAGE_URL", storage_url);
         }
         for (k, v) in &self.extra_env {
-            cmd.env(k, v);
+            // an empty value unsets the variable
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let child = cmd.spawn().expect("spawn berth");
         self.child = Some(child);

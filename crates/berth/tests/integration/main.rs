@@ -5,6 +5,7 @@
 mod harness;
 
 mod accounts;
+mod checklist;
 mod clients;
 mod conformance;
 mod durability;
