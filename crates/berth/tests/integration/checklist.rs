@@ -660,3 +660,59 @@ async fn i8_stored_strings_come_back_verbatim(s: &Server) {
         assert_eq!(v.pointer(field), Some(&json!(want)), "{path}{field}");
     }
 }
+
+/// A8: an expired robot is refused on `/v2`, `/service/token` and `/api`,
+/// like a disabled or deleted one (`accounts::robots_api`). A robot's
+/// lifetime is counted in days, so the test moves its expiry into the past
+/// in the database while the server is stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a8_an_expired_robot_is_refused_everywhere() {
+    let mut s = Server::start(Backend::Embedded).await;
+    s.create_project("expiring", false).await;
+    s.push_image("expiring/app", "v1", 1).await;
+    let (name, secret) = s
+        .create_robot(json!({ "name": "brief", "level": "project", "duration": 1,
+            "permissions": [{ "kind": "project", "namespace": "expiring", "access": [
+                { "resource": "repository", "action": "pull" }, { "resource": "repository", "action": "list" } ] }] }))
+        .await;
+    let paths = [
+        "/v2/expiring/app/manifests/v1",
+        "/service/token?service=harbor-registry&scope=repository:expiring/app:pull",
+        "/api/v2.0/projects/expiring/repositories",
+    ];
+    for path in paths {
+        let res = as_user(&s, &name, &secret, Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path} before expiry");
+    }
+    s.stop();
+    let db = format!("sqlite://{}", s.data_dir().join("berth.db").display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db)
+        .await
+        .unwrap();
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 60;
+    let done = sqlx::query("UPDATE robots SET expires_at = ? WHERE name = 'expiring+brief'")
+        .bind(past)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    drop(conn);
+    s.start_again().await;
+    for path in paths {
+        let res = as_user(&s, &name, &secret, Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{path} after expiry");
+        tokio::time::sleep(Duration::from_millis(1700)).await;
+    }
+    let v = s.get_json("/api/v2.0/robots?q=name%3D~brief").await;
+    assert_eq!(v[0]["expires_at"], past, "the listing shows the expiry");
+}
