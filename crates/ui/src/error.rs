@@ -22,6 +22,25 @@ pub enum UiError {
 
 pub type UiResult<T = Response> = Result<T, UiError>;
 
+/// A refusal the user can act on (a bad name, an unknown user, a role
+/// that cannot be given, a right they lack) as the status to answer with
+/// and the message to show by the form; anything else stays an error page.
+pub(crate) fn form_error(e: CoreError) -> Result<(StatusCode, String), UiError> {
+    let status = match &e {
+        CoreError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        CoreError::Conflict(_) => StatusCode::CONFLICT,
+        CoreError::Denied(_) => StatusCode::FORBIDDEN,
+        CoreError::NotFound(_) => StatusCode::NOT_FOUND,
+        _ => return Err(e.into()),
+    };
+    let message = match e {
+        // Some callers already say "… not found"; do not say it twice.
+        CoreError::NotFound(m) if m.ends_with("not found") => m,
+        e => e.to_string(),
+    };
+    Ok((status, message))
+}
+
 impl From<CoreError> for UiError {
     fn from(e: CoreError) -> Self {
         UiError::Core(e)

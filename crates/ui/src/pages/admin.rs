@@ -7,22 +7,23 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use berth_api::AppState;
 use berth_core::access::Visibility;
-use berth_core::model::{Robot, RobotAccess, RobotPermission};
+use berth_core::model::{Robot, RobotPermission};
 use berth_core::query::{Page, ProjectQuery, RobotQuery, TextMatch, UserQuery};
 use berth_core::robots::RobotSpec;
 use berth_core::settings::SystemConfig;
 use berth_core::users::{CreateUser, Origin};
-use berth_core::CoreError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::error::{UiError, UiResult};
+use super::robot_form::{
+    expires_text, parse_access, parse_duration, secret_file, spec_with_disable, DownloadForm,
+};
+use crate::error::{form_error, UiResult};
 use crate::session::{Posted, Viewer};
 use crate::view::{banner_text, done, page_status, url, Chrome, ListQuery, Pager, PAGE_SIZE};
 
@@ -45,15 +46,6 @@ pub fn routes() -> Router<AppState> {
             "/harbor/admin/configuration",
             get(configuration).post(save_configuration),
         )
-}
-
-/// A domain refusal or validation error that belongs on the form (the
-/// message), or an error that becomes an error page.
-fn form_mistake(e: CoreError) -> Result<String, UiError> {
-    match e {
-        CoreError::BadRequest(m) | CoreError::Conflict(m) | CoreError::Denied(m) => Ok(m),
-        e => Err(e.into()),
-    }
 }
 
 /// Where a row action returns to: the list with its search and page.
@@ -226,7 +218,7 @@ async fn create_user(State(s): State<AppState>, form: Posted<NewUserForm>) -> Ui
                     &format!("User {} created.", u.username),
                 ))
             }
-            Err(e) => form_mistake(e)?,
+            Err(e) => form_error(e)?.1,
         }
     };
     render_users(&s, &form.viewer, &ListQuery::default(), error, shown).await
@@ -259,7 +251,7 @@ async fn set_admin(
             },
         )),
         Err(e) => {
-            let m = form_mistake(e)?;
+            let m = form_error(e)?.1;
             render_users(
                 &s,
                 &form.viewer,
@@ -304,7 +296,7 @@ async fn reset_password(
                     &format!("The password of {} was reset.", user.username),
                 ))
             }
-            Err(e) => form_mistake(e)?,
+            Err(e) => form_error(e)?.1,
         }
     };
     render_users(
@@ -331,7 +323,7 @@ async fn delete_user(
             &format!("User {} deleted.", user.username),
         )),
         Err(e) => {
-            let m = form_mistake(e)?;
+            let m = form_error(e)?.1;
             render_users(
                 &s,
                 &form.viewer,
@@ -432,20 +424,6 @@ fn choices(prefix: &str, perms: &[(String, String)], checked: &[String]) -> Vec<
         .collect()
 }
 
-/// When a robot expires, for humans.
-fn expires_text(expires_at: i64, now_ms: i64) -> String {
-    if expires_at < 0 {
-        return "never".into();
-    }
-    let at = expires_at.saturating_mul(1000);
-    let t = crate::view::time(Some(at));
-    if at <= now_ms {
-        format!("{t} (expired)")
-    } else {
-        t
-    }
-}
-
 /// The projects a robot covers: its own project, the named ones, or all.
 fn projects_covered(r: &Robot) -> String {
     let names: Vec<&str> = r
@@ -461,40 +439,6 @@ fn projects_covered(r: &Robot) -> String {
     } else {
         names.join(", ")
     }
-}
-
-/// The spec that stores `r` unchanged but for `disable`.
-fn spec_of(r: &Robot, disable: bool) -> RobotSpec {
-    RobotSpec {
-        name: r.name.clone(),
-        description: r.description.clone(),
-        level: r.level.as_str().to_owned(),
-        duration: Some(r.duration),
-        disable,
-        permissions: r.permissions.clone(),
-        secret: None,
-    }
-}
-
-/// Checkbox values `resource:action` → access entries (duplicates dropped).
-fn parse_access(values: &[&str]) -> Result<Vec<RobotAccess>, String> {
-    let mut out: Vec<RobotAccess> = vec![];
-    for v in values {
-        let Some((r, a)) = v
-            .split_once(':')
-            .filter(|(r, a)| !r.is_empty() && !a.is_empty())
-        else {
-            return Err(format!("{v:?} is not a permission."));
-        };
-        if !out.iter().any(|x| x.resource == r && x.action == a) {
-            out.push(RobotAccess {
-                resource: r.to_owned(),
-                action: a.to_owned(),
-                effect: None,
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// The permissions of a system robot: the system ones (namespace "/") and
@@ -542,17 +486,6 @@ fn build_permissions(
         });
     }
     Ok(out)
-}
-
-/// "" → the configured default; "-1" → never; a whole number of days.
-fn parse_duration(v: &str) -> Result<Option<i64>, String> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(None);
-    }
-    v.parse::<i64>()
-        .map(Some)
-        .map_err(|_| "The duration must be a whole number of days, or -1 for never.".into())
 }
 
 /// Every project the viewer can see, by name (at most 1000).
@@ -741,7 +674,7 @@ async fn create_robot(State(s): State<AppState>, form: Posted<NewRobotForm>) -> 
                 )
                 .await;
             }
-            Err(e) => form_mistake(e)?,
+            Err(e) => form_error(e)?.1,
         },
     };
     render_robots(&s, &form.viewer, robots_page(""), error, None, shown_form).await
@@ -769,7 +702,7 @@ async fn refresh_robot(
                 secret: secret.unwrap_or_default(),
             }),
         ),
-        Err(e) => (format!("{name}: {}", form_mistake(e)?), None),
+        Err(e) => (format!("{name}: {}", form_error(e)?.1), None),
     };
     render_robots(
         &s,
@@ -802,7 +735,11 @@ async fn disable_robot(
     let disable = f.disable == "true";
     match s
         .robots
-        .update(&form.viewer.subject, id, spec_of(&robot, disable))
+        .update(
+            &form.viewer.subject,
+            id,
+            spec_with_disable(&robot, &robot.name, disable),
+        )
         .await
     {
         Ok(()) => Ok(done(
@@ -814,7 +751,7 @@ async fn disable_robot(
             },
         )),
         Err(e) => {
-            let m = form_mistake(e)?;
+            let m = form_error(e)?.1;
             render_robots(
                 &s,
                 &form.viewer,
@@ -843,7 +780,7 @@ async fn delete_robot(
             &format!("Robot {name} deleted."),
         )),
         Err(e) => {
-            let m = form_mistake(e)?;
+            let m = form_error(e)?.1;
             render_robots(
                 &s,
                 &form.viewer,
@@ -857,52 +794,11 @@ async fn delete_robot(
     }
 }
 
-#[derive(Deserialize)]
-struct DownloadForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    secret: String,
-}
-
-/// A file name made of safe characters only: `robot$ci` → `robot_ci.json`.
-fn download_filename(name: &str) -> String {
-    let stem: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let stem = stem.trim_matches('.');
-    if stem.is_empty() {
-        "robot.json".into()
-    } else {
-        format!("{stem}.json")
-    }
-}
-
 /// Echoes the posted name and secret as a JSON file (after the CSRF check
 /// `Posted` makes); nothing is looked up.
 async fn download_secret(form: Posted<DownloadForm>) -> UiResult {
     form.viewer.require()?;
-    let f = &form.value;
-    let body = serde_json::to_string_pretty(&json!({ "name": f.name, "secret": f.secret }))
-        .map_err(CoreError::internal)?;
-    let mut res: Response = (StatusCode::OK, body).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let disposition = format!("attachment; filename=\"{}\"", download_filename(&f.name));
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(res)
+    secret_file(&form.value)
 }
 
 // ---- configuration ------------------------------------------------------------
@@ -1024,7 +920,7 @@ async fn save_configuration(State(s): State<AppState>, form: Posted<ConfigForm>)
                 },
             ))
         }
-        Err(e) => form_mistake(e)?,
+        Err(e) => form_error(e)?.1,
     };
     // Shown again as submitted; the domain still decides who sees it.
     s.config.items(&form.viewer.subject).await?;
@@ -1053,7 +949,7 @@ async fn save_configuration(State(s): State<AppState>, form: Posted<ConfigForm>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_core::model::RobotLevel;
+    use berth_core::model::{RobotAccess, RobotLevel};
 
     fn robot(perms: Vec<RobotPermission>) -> Robot {
         Robot {
@@ -1088,18 +984,6 @@ mod tests {
     }
 
     #[test]
-    fn access_values() {
-        let a = parse_access(&["repository:pull", "repository:pull", "tag:create"]).unwrap();
-        assert_eq!(a.len(), 2);
-        assert_eq!(
-            (a[1].resource.as_str(), a[1].action.as_str()),
-            ("tag", "create")
-        );
-        assert!(parse_access(&["repository"]).is_err());
-        assert!(parse_access(&[":pull"]).is_err());
-    }
-
-    #[test]
     fn permissions_of_a_system_robot() {
         let p =
             build_permissions(&["catalog:read"], &["a", "b", "a"], &["repository:pull"]).unwrap();
@@ -1122,18 +1006,7 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration(""), Ok(None));
-        assert_eq!(parse_duration(" -1 "), Ok(Some(-1)));
-        assert_eq!(parse_duration("30"), Ok(Some(30)));
-        assert!(parse_duration("soon").is_err());
-    }
-
-    #[test]
     fn robot_rows() {
-        assert_eq!(expires_text(-1, 0), "never");
-        assert_eq!(expires_text(1, 5_000), "1970-01-01 00:00:01 UTC (expired)");
-        assert_eq!(expires_text(10, 5_000), "1970-01-01 00:00:10 UTC");
         assert_eq!(projects_covered(&robot(vec![perm("system", "/")])), "—");
         assert_eq!(
             projects_covered(&robot(vec![perm("project", "a"), perm("project", "b")])),
@@ -1144,7 +1017,7 @@ mod tests {
             "all projects"
         );
         let r = robot(vec![perm("project", "a")]);
-        let s = spec_of(&r, true);
+        let s = spec_with_disable(&r, &r.name, true);
         assert!(s.disable);
         assert_eq!(
             (
@@ -1164,15 +1037,6 @@ mod tests {
             choice_id("robot-project", "team.web"),
             "robot-project-team.web"
         );
-    }
-
-    #[test]
-    fn file_names() {
-        assert_eq!(download_filename("robot$ci"), "robot_ci.json");
-        assert_eq!(download_filename("robot$p+x"), "robot_p_x.json");
-        assert_eq!(download_filename("\"\r\n"), "___.json");
-        assert_eq!(download_filename(""), "robot.json");
-        assert_eq!(download_filename(".."), "robot.json");
     }
 
     #[test]

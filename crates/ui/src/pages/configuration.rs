@@ -15,9 +15,8 @@ use berth_core::catalog::ProjectKey;
 use berth_core::model::Project;
 use serde::Deserialize;
 
-use super::members::form_error;
 use super::{can, project_nav, ProjectNav};
-use crate::error::UiResult;
+use crate::error::{form_error, UiResult};
 use crate::session::{Posted, Viewer};
 use crate::view::{done, page_status, Chrome};
 

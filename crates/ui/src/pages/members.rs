@@ -15,7 +15,7 @@ use berth_core::CoreError;
 use serde::Deserialize;
 
 use super::{can, project_nav, ProjectNav};
-use crate::error::{UiError, UiResult};
+use crate::error::{form_error, UiError, UiResult};
 use crate::session::{Posted, Viewer};
 use crate::view::{done, page_status, role_label, url, Chrome, ListQuery, Pager};
 
@@ -56,25 +56,6 @@ fn entity_kind(t: &str) -> &'static str {
         "g" => "Group",
         _ => "Other",
     }
-}
-
-/// A refusal the user can act on (a bad name, an unknown user, a role
-/// that cannot be given, a right they lack) as the status to answer with
-/// and the message to show by the form; anything else stays an error page.
-pub(crate) fn form_error(e: CoreError) -> Result<(StatusCode, String), UiError> {
-    let status = match &e {
-        CoreError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        CoreError::Conflict(_) => StatusCode::CONFLICT,
-        CoreError::Denied(_) => StatusCode::FORBIDDEN,
-        CoreError::NotFound(_) => StatusCode::NOT_FOUND,
-        _ => return Err(e.into()),
-    };
-    let message = match e {
-        // Some callers already say "… not found"; do not say it twice.
-        CoreError::NotFound(m) if m.ends_with("not found") => m,
-        e => e.to_string(),
-    };
-    Ok((status, message))
 }
 
 /// A path id that must be a number.

@@ -16,6 +16,7 @@ pub mod logs;
 pub mod members;
 pub mod projects;
 pub mod repositories;
+pub mod robot_form;
 pub mod robots;
 
 /// The tabs of a project page and the viewer's role in it.

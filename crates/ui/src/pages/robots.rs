@@ -5,12 +5,9 @@
 //! refresh, with a copy button and a JSON download (which only echoes
 //! back what that page posts).
 
-use std::collections::BTreeSet;
-
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use berth_api::AppState;
@@ -22,9 +19,12 @@ use berth_core::robots::RobotSpec;
 use berth_core::CoreError;
 use serde::Deserialize;
 
-use super::members::{form_error, path_id};
+use super::members::path_id;
+use super::robot_form::{
+    expires_text, parse_access, parse_duration, secret_file, spec_with_disable, DownloadForm,
+};
 use super::{can, project_nav, ProjectNav};
-use crate::error::{UiError, UiResult};
+use crate::error::{form_error, UiError, UiResult};
 use crate::session::{Posted, Viewer};
 use crate::view::{done, page, page_status, url, Chrome, ListQuery, Pager};
 
@@ -48,32 +48,6 @@ pub fn routes() -> Router<AppState> {
 
 // ---- pure helpers ----------------------------------------------------------
 
-/// The checked `perm` boxes (`resource:action`) as robot access, in the
-/// order given, without repeats; at least one. The domain decides what
-/// may be granted.
-fn parse_access(values: &[&str]) -> Result<Vec<RobotAccess>, String> {
-    let mut seen = BTreeSet::new();
-    let mut out = vec![];
-    for v in values {
-        let (r, a) = v
-            .split_once(':')
-            .map(|(r, a)| (r.trim(), a.trim()))
-            .filter(|(r, a)| !r.is_empty() && !a.is_empty() && !a.contains(':'))
-            .ok_or_else(|| format!("{v:?} is not a permission."))?;
-        if seen.insert((r.to_owned(), a.to_owned())) {
-            out.push(RobotAccess {
-                resource: r.to_owned(),
-                action: a.to_owned(),
-                effect: None,
-            });
-        }
-    }
-    if out.is_empty() {
-        return Err("Choose at least one permission for the robot account.".into());
-    }
-    Ok(out)
-}
-
 /// The one permission entry of a project robot.
 fn project_permission(project: &str, access: Vec<RobotAccess>) -> RobotPermission {
     RobotPermission {
@@ -82,17 +56,6 @@ fn project_permission(project: &str, access: Vec<RobotAccess>) -> RobotPermissio
         access,
         project_id: None,
     }
-}
-
-/// Days until expiry from the form: empty or -1 for never; the domain
-/// says which numbers are acceptable.
-fn parse_duration(v: &str) -> Result<i64, String> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(-1);
-    }
-    v.parse()
-        .map_err(|_| "The duration must be a whole number of days, or -1 for never.".to_owned())
 }
 
 /// `repository` + `push` → `perm-repository-push` (an element id).
@@ -111,33 +74,6 @@ fn perm_id(resource: &str, action: &str) -> String {
     format!("perm-{}-{}", clean(resource), clean(action))
 }
 
-/// The download's file name: `robot-<name>.json`, with anything but
-/// letters, digits, `.`, `_`, `-` and `+` replaced (the robot prefix's
-/// `$` among them), so the header cannot be broken out of.
-fn download_filename(name: &str) -> String {
-    let safe: String = name
-        .chars()
-        .take(200)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("robot-{safe}.json")
-}
-
-/// Unix seconds of expiry (-1 never) for humans.
-fn expires_text(expires_at: i64) -> String {
-    if expires_at < 0 {
-        "never".into()
-    } else {
-        crate::view::time(Some(expires_at.saturating_mul(1000).max(1)))
-    }
-}
-
 /// "resource:action" of every access of a robot.
 fn access_list(r: &Robot) -> Vec<String> {
     r.permissions
@@ -145,20 +81,6 @@ fn access_list(r: &Robot) -> Vec<String> {
         .flat_map(|p| p.access.iter())
         .map(|a| format!("{}:{}", a.resource, a.action))
         .collect()
-}
-
-/// The spec `PUT /robots/{id}` would be sent to flip `disable`: the robot
-/// as it is, with nothing else changed.
-fn toggled_spec(r: &Robot, login: &str) -> RobotSpec {
-    RobotSpec {
-        name: login.to_owned(),
-        description: r.description.clone(),
-        level: r.level.as_str().to_owned(),
-        duration: Some(r.duration),
-        disable: !r.disabled,
-        permissions: r.permissions.clone(),
-        secret: None,
-    }
 }
 
 // ---- the list and the new-robot form ---------------------------------------
@@ -263,7 +185,7 @@ async fn render(
             perm_count: perms.len(),
             perms,
             created: crate::view::time(Some(r.creation_time)),
-            expires: expires_text(r.expires_at),
+            expires: expires_text(r.expires_at, berth_core::clock::now()),
             description: r.description.clone(),
             creator: r.creator.clone(),
         });
@@ -377,11 +299,15 @@ async fn create(
     let f = &form.value;
     let checked = form.all("perm");
     let spec = parse_access(&checked).and_then(|access| {
+        if access.is_empty() {
+            return Err("Choose at least one permission for the robot account.".to_owned());
+        }
         Ok(RobotSpec {
             name: f.name.trim().to_owned(),
             description: f.description.trim().to_owned(),
             level: "project".into(),
-            duration: Some(parse_duration(&f.duration)?),
+            // empty means never here, as the form says
+            duration: Some(parse_duration(&f.duration)?.unwrap_or(-1)),
             disable: false,
             permissions: vec![project_permission(&p.name, access)],
             secret: None,
@@ -415,14 +341,6 @@ async fn create(
     }
 }
 
-#[derive(Deserialize)]
-struct DownloadForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    secret: String,
-}
-
 /// The secret page's "Download as JSON": echoes what was posted (after
 /// the CSRF check) as an attachment; nothing is looked up or stored.
 async fn download(
@@ -433,23 +351,7 @@ async fn download(
     let viewer = &form.viewer;
     viewer.require()?;
     project_nav(&s, viewer, &project, "robots").await?;
-    let f = &form.value;
-    let body = serde_json::to_string_pretty(&serde_json::json!({
-        "name": f.name,
-        "secret": f.secret,
-    }))
-    .map_err(CoreError::internal)?;
-    let mut res = body.into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let disposition = format!("attachment; filename=\"{}\"", download_filename(&f.name));
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&disposition).map_err(CoreError::internal)?,
-    );
+    let res = secret_file(&form.value)?;
     Ok(viewer.finish(res))
 }
 
@@ -523,7 +425,7 @@ async fn toggle(
     let result: UiResult<(String, bool)> = async {
         let r = project_robot(&s, viewer, &p, id).await?;
         let login = s.robots.login_name(&r).await?;
-        let spec = toggled_spec(&r, &login);
+        let spec = spec_with_disable(&r, &login, !r.disabled);
         let disabled = spec.disable;
         s.robots.update(&viewer.subject, id, spec).await?;
         Ok((login, disabled))
@@ -568,27 +470,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checkboxes_become_access() {
-        let a = parse_access(&["repository:push", "repository:pull", "repository:push"]).unwrap();
-        assert_eq!(
-            a,
-            vec![
-                RobotAccess {
-                    resource: "repository".into(),
-                    action: "push".into(),
-                    effect: None
-                },
-                RobotAccess {
-                    resource: "repository".into(),
-                    action: "pull".into(),
-                    effect: None
-                },
-            ]
-        );
-        assert!(parse_access(&[]).is_err());
-        for bad in ["repository", ":push", "repository:", "a:b:c", ""] {
-            assert!(parse_access(&[bad]).is_err(), "{bad}");
-        }
+    fn the_project_permission() {
+        let a = parse_access(&["repository:push", "repository:pull"]).unwrap();
         let p = project_permission("library", a);
         assert_eq!(
             (p.kind.as_str(), p.namespace.as_str(), p.access.len()),
@@ -597,28 +480,13 @@ mod tests {
     }
 
     #[test]
-    fn durations_ids_and_names() {
-        assert_eq!(parse_duration(""), Ok(-1));
-        assert_eq!(parse_duration(" -1 "), Ok(-1));
-        assert_eq!(parse_duration("30"), Ok(30));
-        assert!(parse_duration("thirty").is_err());
-        assert!(parse_duration("1.5").is_err());
+    fn element_ids() {
         assert_eq!(perm_id("repository", "push"), "perm-repository-push");
         assert_eq!(
             perm_id("artifact-addition", "read"),
             "perm-artifact-addition-read"
         );
         assert_eq!(perm_id("a b\"<", "x"), "perm-a-b---x");
-        assert_eq!(
-            download_filename("robot$library+ci"),
-            "robot-robot_library+ci.json"
-        );
-        assert_eq!(
-            download_filename("a\"; filename=x\r\n"),
-            "robot-a___filename_x__.json"
-        );
-        assert_eq!(expires_text(-1), "never");
-        assert_eq!(expires_text(1), "1970-01-01 00:00:01 UTC");
     }
 
     fn nav() -> ProjectNav {
@@ -693,7 +561,7 @@ mod tests {
     }
 
     #[test]
-    fn toggling_keeps_everything_else() {
+    fn access_of_a_robot() {
         let r = Robot {
             id: 7,
             name: "library+ci".into(),
@@ -713,22 +581,6 @@ mod tests {
             creation_time: 1,
             update_time: 1,
         };
-        let spec = toggled_spec(&r, "robot$library+ci");
-        assert!(spec.disable);
-        assert_eq!(spec.name, "robot$library+ci");
-        assert_eq!(spec.level, "project");
-        assert_eq!(spec.duration, Some(30));
-        assert_eq!(spec.description, "d");
-        assert_eq!(spec.permissions, r.permissions);
-        assert!(spec.secret.is_none());
         assert_eq!(access_list(&r), vec!["repository:pull".to_owned()]);
-        let back = toggled_spec(
-            &Robot {
-                disabled: true,
-                ..r
-            },
-            "x",
-        );
-        assert!(!back.disable);
     }
 }
