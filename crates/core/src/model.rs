@@ -380,3 +380,112 @@ pub struct AuditEntry {
     pub is_successful: bool,
     pub op_time: Millis,
 }
+
+// ---- background jobs ----------------------------------------------------------
+
+/// The state of an execution or one of its tasks, spelled as Harbor's
+/// job service spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Success,
+    Error,
+    Stopped,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Pending,
+        JobStatus::Running,
+        JobStatus::Success,
+        JobStatus::Error,
+        JobStatus::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "Pending",
+            JobStatus::Running => "Running",
+            JobStatus::Success => "Success",
+            JobStatus::Error => "Error",
+            JobStatus::Stopped => "Stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|j| j.as_str() == s)
+    }
+
+    /// Whether nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Success | JobStatus::Error | JobStatus::Stopped
+        )
+    }
+}
+
+/// One run of a piece of background work (a GC, a retention run, a purge),
+/// as Harbor's executions: `vendor_type` names the kind of work,
+/// `vendor_id` the policy or schedule it belongs to (0 for none).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Execution {
+    pub id: i64,
+    pub vendor_type: String,
+    pub vendor_id: i64,
+    pub status: JobStatus,
+    /// `MANUAL`, `SCHEDULE` or `EVENT`.
+    pub trigger: String,
+    /// JSON object: the run's parameters (dry run, …).
+    pub extra_attrs: String,
+    pub stop_requested: bool,
+    pub start_time: Millis,
+    pub end_time: Option<Millis>,
+    pub update_time: Millis,
+}
+
+/// One unit of an execution that one worker runs (a retention run has a
+/// task per repository; a GC has one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    pub id: i64,
+    pub execution_id: i64,
+    pub status: JobStatus,
+    pub status_message: String,
+    /// How many times a worker has started it (a crash makes it run again).
+    pub run_count: i64,
+    /// JSON object: what this task works on.
+    pub extra_attrs: String,
+    /// The worker holding it while it runs, and when it last said so.
+    pub worker: Option<String>,
+    pub heartbeat: Option<Millis>,
+    pub progress_done: i64,
+    pub progress_total: i64,
+    pub creation_time: Millis,
+    pub start_time: Option<Millis>,
+    pub update_time: Millis,
+    pub end_time: Option<Millis>,
+}
+
+/// An execution to create, with its tasks' `extra_attrs`.
+#[derive(Clone, Debug, Default)]
+pub struct NewExecution {
+    pub vendor_type: String,
+    pub vendor_id: i64,
+    pub trigger: String,
+    pub extra_attrs: String,
+    pub tasks: Vec<String>,
+}
+
+/// What a worker learns when it reports progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heartbeat {
+    /// Carry on.
+    Continue,
+    /// Someone asked the execution to stop: finish as `Stopped`.
+    Stop,
+    /// The task is no longer this worker's (its lease ran out and another
+    /// worker took it over): stop without writing anything.
+    Lost,
+}

@@ -183,6 +183,64 @@ pub trait SystemStore: Send + Sync {
     ) -> CoreResult<(Vec<AuditEntry>, i64)>;
 }
 
+/// Persisted background work: executions, their tasks and task logs. Any
+/// number of workers (in one process or on several nodes sharing the
+/// database) claim tasks; a task is held by one worker at a time.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Creates an execution and its tasks (all `Pending`) in one
+    /// transaction.
+    async fn create_execution(&self, new: &NewExecution, now: Millis) -> CoreResult<Execution>;
+    async fn execution(&self, id: i64) -> CoreResult<Option<Execution>>;
+    /// Executions of one kind (and vendor id, when given), newest first.
+    async fn list_executions(
+        &self,
+        vendor_type: &str,
+        vendor_id: Option<i64>,
+        page: Page,
+    ) -> CoreResult<(Vec<Execution>, i64)>;
+    async fn tasks(&self, execution_id: i64) -> CoreResult<Vec<Task>>;
+    async fn task(&self, id: i64) -> CoreResult<Option<Task>>;
+    /// Takes the oldest task of one of `vendor_types` that is pending, or
+    /// running under a worker silent since before `stale_before` (it
+    /// crashed): it becomes `Running` under `worker`, and its execution
+    /// too. Never gives one task to two workers at once.
+    async fn claim_task(
+        &self,
+        vendor_types: &[&str],
+        worker: &str,
+        now: Millis,
+        stale_before: Millis,
+    ) -> CoreResult<Option<Task>>;
+    /// Records progress of a task `worker` holds.
+    async fn heartbeat_task(
+        &self,
+        id: i64,
+        worker: &str,
+        now: Millis,
+        done: i64,
+        total: i64,
+    ) -> CoreResult<Heartbeat>;
+    /// Ends a task `worker` holds; when it was its execution's last open
+    /// task, the execution ends too (`Error` if any task failed, else
+    /// `Stopped` if any stopped, else `Success`). `false` if the task was
+    /// not the worker's any more.
+    async fn finish_task(
+        &self,
+        id: i64,
+        worker: &str,
+        status: JobStatus,
+        message: &str,
+        now: Millis,
+    ) -> CoreResult<bool>;
+    /// Asks an execution to stop: its pending tasks stop at once, running
+    /// ones at their next heartbeat. `false` if it had already ended.
+    async fn stop_execution(&self, id: i64, now: Millis) -> CoreResult<bool>;
+    async fn append_task_log(&self, id: i64, now: Millis, lines: &[String]) -> CoreResult<()>;
+    /// A task's log lines, oldest first.
+    async fn task_log(&self, id: i64) -> CoreResult<Vec<(Millis, String)>>;
+}
+
 /// Harbor's management model: projects, repositories, artifacts as lists.
 #[async_trait]
 pub trait ProjectStore: Send + Sync {
@@ -374,7 +432,15 @@ pub trait RegistryStore: Send + Sync {
 
 /// The whole metadata store.
 pub trait MetaStore:
-    UserStore + AccountStore + ProjectStore + RegistryStore + SystemStore + Send + Sync + 'static
+    UserStore
+    + AccountStore
+    + ProjectStore
+    + RegistryStore
+    + SystemStore
+    + JobStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn kind(&self) -> &'static str;

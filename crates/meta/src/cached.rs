@@ -15,7 +15,8 @@ use berth_core::clock::Millis;
 use berth_core::error::CoreResult;
 use berth_core::model::*;
 use berth_core::ports::{
-    AccountStore, BlobPresence, MetaStore, ProjectStore, RegistryStore, SystemStore, UserStore,
+    AccountStore, BlobPresence, JobStore, MetaStore, ProjectStore, RegistryStore, SystemStore,
+    UserStore,
 };
 use berth_core::query::{
     ArtifactQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery, UserQuery,
@@ -623,5 +624,75 @@ impl SystemStore for CachedStore {
         page: Page,
     ) -> CoreResult<(Vec<AuditEntry>, i64)> {
         self.inner.list_audit(query, page).await
+    }
+}
+
+#[async_trait]
+impl JobStore for CachedStore {
+    async fn create_execution(&self, new: &NewExecution, now: Millis) -> CoreResult<Execution> {
+        self.inner.create_execution(new, now).await
+    }
+    async fn execution(&self, id: i64) -> CoreResult<Option<Execution>> {
+        self.inner.execution(id).await
+    }
+    async fn list_executions(
+        &self,
+        vendor_type: &str,
+        vendor_id: Option<i64>,
+        page: Page,
+    ) -> CoreResult<(Vec<Execution>, i64)> {
+        self.inner
+            .list_executions(vendor_type, vendor_id, page)
+            .await
+    }
+    async fn tasks(&self, execution_id: i64) -> CoreResult<Vec<Task>> {
+        self.inner.tasks(execution_id).await
+    }
+    async fn task(&self, id: i64) -> CoreResult<Option<Task>> {
+        self.inner.task(id).await
+    }
+    async fn claim_task(
+        &self,
+        vendor_types: &[&str],
+        worker: &str,
+        now: Millis,
+        stale_before: Millis,
+    ) -> CoreResult<Option<Task>> {
+        self.inner
+            .claim_task(vendor_types, worker, now, stale_before)
+            .await
+    }
+    async fn heartbeat_task(
+        &self,
+        id: i64,
+        worker: &str,
+        now: Millis,
+        done: i64,
+        total: i64,
+    ) -> CoreResult<Heartbeat> {
+        self.inner
+            .heartbeat_task(id, worker, now, done, total)
+            .await
+    }
+    async fn finish_task(
+        &self,
+        id: i64,
+        worker: &str,
+        status: JobStatus,
+        message: &str,
+        now: Millis,
+    ) -> CoreResult<bool> {
+        self.inner
+            .finish_task(id, worker, status, message, now)
+            .await
+    }
+    async fn stop_execution(&self, id: i64, now: Millis) -> CoreResult<bool> {
+        self.inner.stop_execution(id, now).await
+    }
+    async fn append_task_log(&self, id: i64, now: Millis, lines: &[String]) -> CoreResult<()> {
+        self.inner.append_task_log(id, now, lines).await
+    }
+    async fn task_log(&self, id: i64) -> CoreResult<Vec<(Millis, String)>> {
+        self.inner.task_log(id).await
     }
 }

@@ -51,4 +51,8 @@ impl PgStore {
     }
 }
 
+/// Concurrent claimers on several nodes skip the rows others hold.
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
 include!("shared.rs");
+include!("jobs.rs");

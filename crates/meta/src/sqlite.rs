@@ -84,4 +84,8 @@ impl SqliteStore {
     }
 }
 
+/// One writer connection serialises claims; there are no row locks.
+const SKIP_LOCKED: &str = "";
+
 include!("shared.rs");
+include!("jobs.rs");

@@ -78,6 +78,9 @@ both!(
     referrers_and_catalog,
     artifacts_listing,
     pulls_are_recorded,
+    jobs_run_to_an_end,
+    jobs_are_claimed_once,
+    jobs_stop_and_survive_crashes,
 );
 
 fn digest(n: u32) -> Digest {
@@ -912,4 +915,300 @@ async fn pulls_are_recorded(store: Arc<dyn MetaStore>) {
         .unwrap();
     assert_eq!(a.pull_time, Some(104));
     assert_eq!(a.tags[0].pull_time, Some(104));
+}
+
+fn execution(kind: &str, tasks: usize) -> NewExecution {
+    NewExecution {
+        vendor_type: kind.into(),
+        vendor_id: 7,
+        trigger: "MANUAL".into(),
+        extra_attrs: r#"{"dry_run":true}"#.into(),
+        tasks: (0..tasks).map(|i| format!(r#"{{"n":{i}}}"#)).collect(),
+    }
+}
+
+async fn jobs_run_to_an_end(store: Arc<dyn MetaStore>) {
+    let e = store
+        .create_execution(&execution("GARBAGE_COLLECTION", 2), 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (e.status, e.trigger.as_str(), e.end_time),
+        (JobStatus::Pending, "MANUAL", None)
+    );
+    assert_eq!(store.execution(e.id).await.unwrap().unwrap(), e);
+    // only the kinds a worker asks for
+    assert!(store
+        .claim_task(&["RETENTION"], "w1", 2_000, 0)
+        .await
+        .unwrap()
+        .is_none());
+    let t1 = store
+        .claim_task(&["GARBAGE_COLLECTION"], "w1", 2_000, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (t1.status, t1.run_count, t1.worker.as_deref(), t1.start_time),
+        (JobStatus::Running, 1, Some("w1"), Some(2_000))
+    );
+    assert_eq!(t1.extra_attrs, r#"{"n":0}"#);
+    assert_eq!(
+        store.execution(e.id).await.unwrap().unwrap().status,
+        JobStatus::Running
+    );
+    assert_eq!(
+        store
+            .heartbeat_task(t1.id, "w1", 2_500, 3, 10)
+            .await
+            .unwrap(),
+        Heartbeat::Continue
+    );
+    assert_eq!(
+        store
+            .heartbeat_task(t1.id, "w2", 2_500, 3, 10)
+            .await
+            .unwrap(),
+        Heartbeat::Lost,
+        "not w2's task"
+    );
+    store
+        .append_task_log(t1.id, 2_600, &["first".into(), "second".into()])
+        .await
+        .unwrap();
+    store
+        .append_task_log(t1.id, 2_700, &["third".into()])
+        .await
+        .unwrap();
+    let log = store.task_log(t1.id).await.unwrap();
+    assert_eq!(
+        log,
+        vec![
+            (2_600, "first".to_owned()),
+            (2_600, "second".to_owned()),
+            (2_700, "third".to_owned())
+        ]
+    );
+    assert!(store
+        .finish_task(t1.id, "w1", JobStatus::Success, "", 3_000)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .finish_task(t1.id, "w1", JobStatus::Success, "", 3_000)
+            .await
+            .unwrap(),
+        "finished once"
+    );
+    assert_eq!(
+        store.execution(e.id).await.unwrap().unwrap().status,
+        JobStatus::Running,
+        "one task is still open"
+    );
+    let t2 = store
+        .claim_task(&["GARBAGE_COLLECTION"], "w2", 3_100, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .finish_task(t2.id, "w2", JobStatus::Error, "disk full", 3_200)
+        .await
+        .unwrap());
+    let done = store.execution(e.id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.status, done.end_time),
+        (JobStatus::Error, Some(3_200)),
+        "an error wins"
+    );
+    let tasks = store.tasks(e.id).await.unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(
+        (tasks[1].status, tasks[1].status_message.as_str()),
+        (JobStatus::Error, "disk full")
+    );
+    assert_eq!((tasks[0].progress_done, tasks[0].progress_total), (3, 10));
+    assert!(
+        store
+            .claim_task(&["GARBAGE_COLLECTION"], "w1", 4_000, 3_900)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing left"
+    );
+    // no tasks: ends at once; listings are newest first, by kind and vendor
+    let empty = store
+        .create_execution(&execution("GARBAGE_COLLECTION", 0), 5_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (empty.status, empty.end_time),
+        (JobStatus::Success, Some(5_000))
+    );
+    store
+        .create_execution(
+            &NewExecution {
+                vendor_id: 8,
+                ..execution("GARBAGE_COLLECTION", 0)
+            },
+            5_000,
+        )
+        .await
+        .unwrap();
+    store
+        .create_execution(&execution("RETENTION", 0), 5_000)
+        .await
+        .unwrap();
+    let (list, total) = store
+        .list_executions("GARBAGE_COLLECTION", None, Page::new(1, 2))
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(list.len(), 2);
+    assert!(list[0].id > list[1].id);
+    let (list, total) = store
+        .list_executions("GARBAGE_COLLECTION", Some(7), Page::new(1, 10))
+        .await
+        .unwrap();
+    assert_eq!((total, list.len()), (2, 2));
+    assert!(
+        store
+            .finish_task(t2.id, "w2", JobStatus::Running, "", 1)
+            .await
+            .is_err(),
+        "Running is not an end"
+    );
+}
+
+async fn jobs_are_claimed_once(store: Arc<dyn MetaStore>) {
+    let e = store
+        .create_execution(&execution("PURGE", 40), 1_000)
+        .await
+        .unwrap();
+    // eight workers race for forty tasks
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let store = store.clone();
+        workers.spawn(async move {
+            let name = format!("w{w}");
+            let mut mine = vec![];
+            while let Some(t) = store.claim_task(&["PURGE"], &name, 2_000, 0).await.unwrap() {
+                assert!(store
+                    .finish_task(t.id, &name, JobStatus::Success, "", 2_100)
+                    .await
+                    .unwrap());
+                mine.push(t.id);
+            }
+            mine
+        });
+    }
+    let mut all: Vec<i64> = workers.join_all().await.into_iter().flatten().collect();
+    assert_eq!(all.len(), 40, "every task ran");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 40, "no task ran twice");
+    assert!(store
+        .tasks(e.id)
+        .await
+        .unwrap()
+        .iter()
+        .all(|t| t.run_count == 1));
+    assert_eq!(
+        store.execution(e.id).await.unwrap().unwrap().status,
+        JobStatus::Success
+    );
+}
+
+async fn jobs_stop_and_survive_crashes(store: Arc<dyn MetaStore>) {
+    // stop: pending tasks stop at once, the running one at its heartbeat
+    let e = store
+        .create_execution(&execution("RETENTION", 3), 1_000)
+        .await
+        .unwrap();
+    let t = store
+        .claim_task(&["RETENTION"], "w1", 1_100, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.stop_execution(e.id, 1_200).await.unwrap());
+    assert!(
+        store
+            .claim_task(&["RETENTION"], "w2", 1_300, 0)
+            .await
+            .unwrap()
+            .is_none(),
+        "the others stopped"
+    );
+    assert_eq!(
+        store.execution(e.id).await.unwrap().unwrap().status,
+        JobStatus::Running
+    );
+    assert_eq!(
+        store.heartbeat_task(t.id, "w1", 1_400, 1, 2).await.unwrap(),
+        Heartbeat::Stop
+    );
+    assert!(store
+        .finish_task(t.id, "w1", JobStatus::Stopped, "stopped by request", 1_500)
+        .await
+        .unwrap());
+    let stopped = store.execution(e.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stopped.status, stopped.end_time, stopped.stop_requested),
+        (JobStatus::Stopped, Some(1_500), true)
+    );
+    assert!(
+        !store.stop_execution(e.id, 1_600).await.unwrap(),
+        "already ended"
+    );
+
+    // a worker that goes silent loses its task to the next claimer
+    let e = store
+        .create_execution(&execution("GARBAGE_COLLECTION", 1), 10_000)
+        .await
+        .unwrap();
+    let t = store
+        .claim_task(&["GARBAGE_COLLECTION"], "crashed", 10_000, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .claim_task(&["GARBAGE_COLLECTION"], "w2", 11_000, 9_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "its heartbeat is recent"
+    );
+    let again = store
+        .claim_task(&["GARBAGE_COLLECTION"], "w2", 80_000, 70_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            again.id,
+            again.run_count,
+            again.worker.as_deref(),
+            again.start_time
+        ),
+        (t.id, 2, Some("w2"), Some(10_000))
+    );
+    assert_eq!(
+        store
+            .heartbeat_task(t.id, "crashed", 80_100, 0, 0)
+            .await
+            .unwrap(),
+        Heartbeat::Lost
+    );
+    assert!(!store
+        .finish_task(t.id, "crashed", JobStatus::Success, "", 80_200)
+        .await
+        .unwrap());
+    assert!(store
+        .finish_task(t.id, "w2", JobStatus::Success, "", 80_300)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.execution(e.id).await.unwrap().unwrap().status,
+        JobStatus::Success
+    );
 }
