@@ -18,6 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -205,11 +206,24 @@ struct FsUploadWriter {
     buffer: Vec<u8>,
     tx: Option<tokio::sync::mpsc::Sender<WriteOp>>,
     worker: Option<tokio::task::JoinHandle<CoreResult<()>>>,
+    /// Set when the request is dropped before `finish`: the thread stops
+    /// writing what is still queued.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Drop for FsUploadWriter {
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            self.abandoned.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl FsUploadWriter {
     fn start(mut file: File, offset: u64) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<WriteOp>(WRITE_QUEUE);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let stop = abandoned.clone();
         let worker = tokio::task::spawn_blocking(move || -> CoreResult<()> {
             let fail =
                 |e: io::Error| CoreError::Internal(format!("writing upload data failed: {e}"));
@@ -218,6 +232,11 @@ impl FsUploadWriter {
             while let Some(op) = rx.blocking_recv() {
                 match op {
                     WriteOp::Data(bytes) => {
+                        if stop.load(Ordering::Acquire) {
+                            // Nothing is promised about an abandoned
+                            // request's data; a retry rewrites it.
+                            return Ok(());
+                        }
                         file.write_all(&bytes).map_err(fail)?;
                         written += bytes.len() as u64;
                         if written - flushed >= WRITEBACK_EVERY {
@@ -235,6 +254,7 @@ impl FsUploadWriter {
             buffer: Vec::new(),
             tx: Some(tx),
             worker: Some(worker),
+            abandoned,
         }
     }
 
@@ -330,6 +350,10 @@ fn open_for_append(dir: &Path, offset: u64) -> CoreResult<File> {
         .truncate(false)
         .open(&data)
         .map_err(|e| io_error("open", &data, e))?;
+    // A writer of an abandoned request may still be finishing its queued
+    // writes: wait for it before truncating (the lock lives as long as the
+    // file, which the new writer keeps).
+    file.lock().map_err(|e| io_error("lock", &data, e))?;
     let len = file
         .metadata()
         .map_err(|e| io_error("stat", &data, e))?
@@ -376,6 +400,8 @@ fn commit(
         }
         Err(e) => return Err(io_error("open", &data, e)),
     };
+    // No abandoned writer may still change what is about to be committed.
+    file.lock().map_err(|e| io_error("lock", &data, e))?;
     let len = file
         .metadata()
         .map_err(|e| io_error("stat", &data, e))?
