@@ -11,6 +11,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod identity;
+pub mod jobs;
 pub mod members;
 pub mod model;
 pub mod ports;

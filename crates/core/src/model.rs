@@ -451,6 +451,8 @@ pub struct Execution {
 pub struct Task {
     pub id: i64,
     pub execution_id: i64,
+    /// Its execution's kind of work.
+    pub vendor_type: String,
     pub status: JobStatus,
     pub status_message: String,
     /// How many times a worker has started it (a crash makes it run again).

@@ -7,7 +7,7 @@
 
 const EXECUTION_COLUMNS: &str = "id, vendor_type, vendor_id, status, trigger_kind, extra_attrs, stop_requested, start_time, end_time, update_time";
 
-const TASK_COLUMNS: &str = "id, execution_id, status, status_message, run_count, extra_attrs, worker, heartbeat, progress_done, progress_total, creation_time, start_time, update_time, end_time";
+const TASK_COLUMNS: &str = "id, execution_id, vendor_type, status, status_message, run_count, extra_attrs, worker, heartbeat, progress_done, progress_total, creation_time, start_time, update_time, end_time";
 
 #[derive(sqlx::FromRow)]
 struct ExecutionRow {
@@ -48,6 +48,7 @@ impl ExecutionRow {
 struct TaskRow {
     id: i64,
     execution_id: i64,
+    vendor_type: String,
     status: String,
     status_message: String,
     run_count: i64,
@@ -67,6 +68,7 @@ impl TaskRow {
         Ok(Task {
             id: self.id,
             execution_id: self.execution_id,
+            vendor_type: self.vendor_type,
             status: job_status(&self.status)?,
             status_message: self.status_message,
             run_count: self.run_count,

@@ -1,0 +1,238 @@
+//! The job engine (`berth_core::jobs`) on the real stores: SQLite, and
+//! PostgreSQL when `BERTH_TEST_POSTGRES_URL` is set (each case gets its own
+//! database).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_core::jobs::{Interrupted, JobRunner, Jobs, TaskContext, Worker};
+use berth_core::model::JobStatus;
+use berth_core::ports::{JobStore, MetaStore};
+use serde_json::json;
+
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn sqlite() -> (Arc<dyn MetaStore>, Option<TempDir>) {
+    let dir = std::env::temp_dir().join(format!("berth-jobs-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/berth.db", dir.display());
+    (berth_meta::open(&url).await.unwrap(), Some(TempDir(dir)))
+}
+
+async fn postgres() -> Option<(Arc<dyn MetaStore>, Option<TempDir>)> {
+    let Ok(admin) = std::env::var("BERTH_TEST_POSTGRES_URL") else {
+        if std::env::var("BERTH_TEST_SKIP_EXTERNAL").as_deref() == Ok("1") {
+            return None;
+        }
+        panic!("BERTH_TEST_POSTGRES_URL is unset: start PostgreSQL with scripts/test-services (or set BERTH_TEST_SKIP_EXTERNAL=1)");
+    };
+    let name = format!("berth_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let url = format!("{}/{}", &admin[..admin.rfind('/').unwrap()], name);
+    Some((berth_meta::open(&url).await.unwrap(), None))
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { let (s, _d) = super::sqlite().await; super::$name(s).await } )* }
+        mod on_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some((s, _d)) = super::postgres().await { super::$name(s).await } } )* }
+    };
+}
+
+both!(
+    work_runs_once_with_logs_and_progress,
+    stop_requests_reach_running_tasks,
+    a_dead_workers_task_is_taken_over,
+);
+
+fn jobs_store(s: &Arc<dyn MetaStore>) -> Arc<dyn JobStore> {
+    s.clone()
+}
+
+/// Counts to the task's `n` in steps, logging each.
+struct Count;
+
+#[async_trait]
+impl JobRunner for Count {
+    fn vendor_type(&self) -> &'static str {
+        "COUNT"
+    }
+    async fn run(&self, ctx: &mut TaskContext) -> Result<(), String> {
+        let n = ctx.attrs()["n"].as_i64().unwrap_or(0);
+        for i in 1..=n {
+            ctx.log(format!("step {i} of {n}"));
+            ctx.progress(i, n).await.map_err(|e| format!("{e:?}"))?;
+        }
+        if ctx.attrs()["fail"] == true {
+            return Err("asked to fail".into());
+        }
+        Ok(())
+    }
+}
+
+/// Steps every 20 ms until stopped, up to `steps`.
+struct Slow;
+
+#[async_trait]
+impl JobRunner for Slow {
+    fn vendor_type(&self) -> &'static str {
+        "SLOW"
+    }
+    async fn run(&self, ctx: &mut TaskContext) -> Result<(), String> {
+        let steps = ctx.attrs()["steps"].as_i64().unwrap_or(1000);
+        for i in 0..steps {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            match ctx.progress(i, steps).await {
+                Ok(()) => {}
+                Err(Interrupted::Stopped) => {
+                    ctx.log("stopping");
+                    return Ok(());
+                }
+                Err(Interrupted::Lost) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn worker(store: &Arc<dyn MetaStore>, name: &str) -> Worker {
+    Worker::new(
+        jobs_store(store),
+        vec![Arc::new(Count), Arc::new(Slow)],
+        name.into(),
+    )
+    .with_timing(Duration::from_millis(300), Duration::from_millis(10))
+}
+
+async fn drain(w: &Worker) {
+    while w.run_once().await.unwrap() {}
+}
+
+async fn work_runs_once_with_logs_and_progress(store: Arc<dyn MetaStore>) {
+    let jobs = Jobs::new(jobs_store(&store));
+    let ok = jobs
+        .submit(
+            "COUNT",
+            1,
+            "MANUAL",
+            json!({}),
+            (1..=6).map(|n| json!({ "n": n })).collect(),
+        )
+        .await
+        .unwrap();
+    let bad = jobs
+        .submit(
+            "COUNT",
+            2,
+            "SCHEDULE",
+            json!({}),
+            vec![json!({ "n": 2, "fail": true })],
+        )
+        .await
+        .unwrap();
+    let (a, b) = (worker(&store, "a"), worker(&store, "b"));
+    tokio::join!(drain(&a), drain(&b));
+    let done = store.execution(ok.id).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Success);
+    for t in store.tasks(ok.id).await.unwrap() {
+        assert_eq!((t.status, t.run_count), (JobStatus::Success, 1));
+        let n = t.progress_total;
+        assert_eq!(t.progress_done, n);
+        let log: Vec<String> = store
+            .task_log(t.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        let want: Vec<String> = (1..=n).map(|i| format!("step {i} of {n}")).collect();
+        assert_eq!(log, want);
+    }
+    let failed = store.execution(bad.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, JobStatus::Error);
+    let t = &store.tasks(bad.id).await.unwrap()[0];
+    assert_eq!(t.status_message, "asked to fail");
+    let log = store.task_log(t.id).await.unwrap();
+    assert_eq!(
+        log.last().unwrap().1,
+        "asked to fail",
+        "the failure is logged"
+    );
+}
+
+async fn stop_requests_reach_running_tasks(store: Arc<dyn MetaStore>) {
+    let jobs = Jobs::new(jobs_store(&store));
+    let e = jobs
+        .submit("SLOW", 0, "MANUAL", json!({}), vec![json!({}), json!({})])
+        .await
+        .unwrap();
+    let w = worker(&store, "a");
+    let running = tokio::spawn(async move { w.run_once().await.unwrap() });
+    // wait until it has made progress
+    for _ in 0..200 {
+        let tasks = store.tasks(e.id).await.unwrap();
+        if tasks[0].progress_done > 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(jobs.stop(e.id).await.unwrap());
+    assert!(running.await.unwrap(), "the worker ran a task");
+    let tasks = store.tasks(e.id).await.unwrap();
+    assert_eq!(tasks[0].status, JobStatus::Stopped);
+    assert_eq!(
+        tasks[1].status,
+        JobStatus::Stopped,
+        "the pending one never ran"
+    );
+    assert_eq!(tasks[1].run_count, 0);
+    let log = store.task_log(tasks[0].id).await.unwrap();
+    assert!(log.iter().any(|(_, l)| l == "stopping"), "{log:?}");
+    let ended = store.execution(e.id).await.unwrap().unwrap();
+    assert_eq!(ended.status, JobStatus::Stopped);
+    assert!(!jobs.stop(e.id).await.unwrap());
+}
+
+async fn a_dead_workers_task_is_taken_over(store: Arc<dyn MetaStore>) {
+    let jobs = Jobs::new(jobs_store(&store));
+    let e = jobs
+        .submit("COUNT", 0, "MANUAL", json!({}), vec![json!({ "n": 3 })])
+        .await
+        .unwrap();
+    // a worker claims the task and dies without a word
+    let now = berth_core::clock::now();
+    let claimed = store
+        .claim_task(&["COUNT"], "dead", now, now - 300)
+        .await
+        .unwrap()
+        .unwrap();
+    let w = worker(&store, "b");
+    assert!(!w.run_once().await.unwrap(), "the lease is still fresh");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        w.run_once().await.unwrap(),
+        "taken over once the lease ran out"
+    );
+    let t = store.task(claimed.id).await.unwrap().unwrap();
+    assert_eq!(
+        (t.status, t.run_count, t.worker.as_deref()),
+        (JobStatus::Success, 2, Some("b"))
+    );
+    let log = store.task_log(t.id).await.unwrap();
+    assert!(log[0].1.starts_with("started again (attempt 2)"), "{log:?}");
+    assert_eq!(
+        store.execution(e.id).await.unwrap().unwrap().status,
+        JobStatus::Success
+    );
+}
