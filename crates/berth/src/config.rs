@@ -43,6 +43,11 @@ pub struct Config {
     pub max_manifest_bytes: u64,
     /// The registry-token signing key (PKCS#8 PEM), created if missing.
     pub token_key_file: PathBuf,
+    /// Upload sessions untouched this long are purged (default 7 days, as
+    /// distribution's `uploadpurging.age`).
+    pub upload_purge_age: std::time::Duration,
+    /// How often the purge runs (default daily); zero turns it off.
+    pub upload_purge_interval: std::time::Duration,
 }
 
 /// The file's shape; every key optional.
@@ -60,6 +65,10 @@ struct FileConfig {
     log_level: Option<String>,
     max_manifest_bytes: Option<u64>,
     token_key_file: Option<PathBuf>,
+    /// Seconds.
+    upload_purge_age: Option<u64>,
+    /// Seconds.
+    upload_purge_interval: Option<u64>,
 }
 
 /// Environment variables and the file key each one sets.
@@ -76,6 +85,8 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("BERTH_LOG_LEVEL", "log_level"),
     ("BERTH_MAX_MANIFEST_BYTES", "max_manifest_bytes"),
     ("BERTH_TOKEN_KEY_FILE", "token_key_file"),
+    ("BERTH_UPLOAD_PURGE_AGE", "upload_purge_age"),
+    ("BERTH_UPLOAD_PURGE_INTERVAL", "upload_purge_interval"),
 ];
 
 fn read_secret_file(path: &Path) -> Result<String, String> {
@@ -120,6 +131,18 @@ impl Config {
                 "log_format" => fc.log_format = Some(v),
                 "log_level" => fc.log_level = Some(v),
                 "token_key_file" => fc.token_key_file = Some(v.into()),
+                "upload_purge_age" => {
+                    fc.upload_purge_age = Some(
+                        v.parse()
+                            .map_err(|_| format!("{name} must be a number of seconds"))?,
+                    )
+                }
+                "upload_purge_interval" => {
+                    fc.upload_purge_interval = Some(
+                        v.parse()
+                            .map_err(|_| format!("{name} must be a number of seconds"))?,
+                    )
+                }
                 "max_manifest_bytes" => {
                     fc.max_manifest_bytes = Some(
                         v.parse()
@@ -191,6 +214,12 @@ impl Config {
             log_level: fc.log_level.unwrap_or_else(|| "info".into()),
             max_manifest_bytes: fc.max_manifest_bytes.unwrap_or(4 * 1024 * 1024),
             token_key_file,
+            upload_purge_age: std::time::Duration::from_secs(
+                fc.upload_purge_age.unwrap_or(7 * 86_400),
+            ),
+            upload_purge_interval: std::time::Duration::from_secs(
+                fc.upload_purge_interval.unwrap_or(86_400),
+            ),
         })
     }
 }
@@ -214,6 +243,24 @@ mod tests {
         assert_eq!(c.database_url.0, "sqlite://./berth-data/berth.db");
         assert_eq!(c.storage_url, "file://./berth-data/blobs");
         assert!(c.admin_password.is_none());
+        assert_eq!(c.upload_purge_age.as_secs(), 7 * 86_400);
+        assert_eq!(c.upload_purge_interval.as_secs(), 86_400);
+    }
+
+    #[test]
+    fn upload_purge_settings() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("BERTH_UPLOAD_PURGE_AGE", "3600"),
+                ("BERTH_UPLOAD_PURGE_INTERVAL", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.upload_purge_age.as_secs(), 3600);
+        assert!(c.upload_purge_interval.is_zero());
+        let e = Config::load(None, &env(&[("BERTH_UPLOAD_PURGE_AGE", "soon")])).unwrap_err();
+        assert!(e.contains("number of seconds"), "{e}");
     }
 
     #[test]

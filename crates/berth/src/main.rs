@@ -215,8 +215,32 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         meta.clone(),
         settings.clone(),
         events.clone(),
-        stop_rx,
+        stop_rx.clone(),
     ));
+    // Background work: one worker per process, named so that several
+    // nodes sharing a database tell their tasks apart.
+    let worker_name = format!("{}:{}", hostname(), std::process::id());
+    let worker = berth_core::jobs::Worker::new(
+        meta.clone(),
+        vec![Arc::new(berth_core::purge::UploadPurge::new(
+            meta.clone(),
+            blobs.clone(),
+        ))],
+        worker_name,
+    );
+    let mut worker_stop = stop_rx.clone();
+    let worker = tokio::spawn(worker.run(async move {
+        let _ = worker_stop.changed().await;
+    }));
+    let purge_schedule = (!cfg.upload_purge_interval.is_zero()).then(|| {
+        tokio::spawn(berth_core::purge::run_upload_purge_schedule(
+            berth_core::jobs::Jobs::new(meta.clone()),
+            meta.clone(),
+            cfg.upload_purge_interval,
+            cfg.upload_purge_age,
+            stop_rx,
+        ))
+    });
 
     if let Some(path) = &ready_file {
         std::fs::write(path, local.to_string())
@@ -233,8 +257,21 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
     let _ = stop_tx.send(true);
     let _ = recorder.await;
     let _ = auditor.await;
+    let _ = worker.await;
+    if let Some(s) = purge_schedule {
+        let _ = s.await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This machine's name, for naming job workers.
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "berth".into())
 }
 
 /// The registry-token signing key: read from `token_key_file`, or created

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod members;
 pub mod model;
 pub mod ports;
+pub mod purge;
 pub mod query;
 pub mod registry;
 pub mod robots;

@@ -374,6 +374,16 @@ pub trait RegistryStore: Send + Sync {
     async fn release_upload(&self, id: &str, owner: &str) -> CoreResult<()>;
     /// Deletes a session, returning it if it existed.
     async fn delete_upload(&self, id: &str) -> CoreResult<Option<Upload>>;
+    /// Up to `limit` sessions untouched since before `before`, oldest first.
+    async fn stale_uploads(&self, before: Millis, limit: i64) -> CoreResult<Vec<Upload>>;
+    /// Deletes session `id` only if it is still untouched since before
+    /// `before` and no request holds its lease at `now`; returns it then.
+    async fn delete_stale_upload(
+        &self,
+        id: &str,
+        before: Millis,
+        now: Millis,
+    ) -> CoreResult<Option<Upload>>;
 
     /// Records a pushed manifest atomically: the manifest bytes, the
     /// artifact, its blob and child references and the tag. Fails with

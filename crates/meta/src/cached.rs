@@ -397,6 +397,17 @@ impl RegistryStore for CachedStore {
     async fn delete_upload(&self, id: &str) -> CoreResult<Option<Upload>> {
         self.inner.delete_upload(id).await
     }
+    async fn stale_uploads(&self, before: Millis, limit: i64) -> CoreResult<Vec<Upload>> {
+        self.inner.stale_uploads(before, limit).await
+    }
+    async fn delete_stale_upload(
+        &self,
+        id: &str,
+        before: Millis,
+        now: Millis,
+    ) -> CoreResult<Option<Upload>> {
+        self.inner.delete_stale_upload(id, before, now).await
+    }
     async fn put_manifest(&self, artifact: &NewArtifact) -> CoreResult<PutManifestOutcome> {
         let r = self.inner.put_manifest(artifact).await;
         self.invalidate(|m| {

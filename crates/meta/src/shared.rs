@@ -1095,6 +1095,29 @@ impl RegistryStore for Store {
         Ok(row.map(upload_from))
     }
 
+    async fn stale_uploads(&self, before: Millis, limit: i64) -> CoreResult<Vec<Upload>> {
+        let rows: Vec<UploadRow> = sqlx::query_as(&format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE update_time < $1 ORDER BY update_time, id LIMIT $2"))
+            .bind(before)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await
+            .map_err(db)?;
+        Ok(rows.into_iter().map(upload_from).collect())
+    }
+
+    async fn delete_stale_upload(&self, id: &str, before: Millis, now: Millis) -> CoreResult<Option<Upload>> {
+        let row: Option<UploadRow> = sqlx::query_as(&format!(
+            "DELETE FROM uploads WHERE id = $1 AND update_time < $2 AND (lease_until IS NULL OR lease_until < $3) RETURNING {UPLOAD_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(before)
+        .bind(now)
+        .fetch_optional(self.writer())
+        .await
+        .map_err(db)?;
+        Ok(row.map(upload_from))
+    }
+
     async fn put_manifest(&self, a: &NewArtifact) -> CoreResult<PutManifestOutcome> {
         let now = a.push_time;
         let mut conn = self.durable().await?;

@@ -10,6 +10,7 @@ mod clients;
 mod conformance;
 mod durability;
 mod harbor_api;
+mod jobs;
 mod portal;
 mod rbac;
 mod security;
