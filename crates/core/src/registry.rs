@@ -146,6 +146,16 @@ impl Registry {
         Ok((project, granted))
     }
 
+    /// Whether `subject` may push to `repo`, for requests refused before
+    /// they reach a use-case (a malformed parameter): an unauthorized caller
+    /// hears 401/403 first, as from Harbor, not what was wrong with its
+    /// request.
+    pub async fn check_push(&self, subject: &Subject, repo: &RepoName) -> CoreResult<()> {
+        self.authorize(subject, repo, Action::Push)
+            .await
+            .map(|_| ())
+    }
+
     // ---- blobs -----------------------------------------------------------
 
     /// Spec "Checking if content exists" / "Pulling blobs": the blob if it is

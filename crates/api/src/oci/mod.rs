@@ -497,11 +497,16 @@ async fn finish_upload(
     req: Request,
 ) -> OciResult {
     let digest = match q.get("digest") {
-        Some(d) => parse_digest(d)?,
-        None => {
-            return Err(OciError(CoreError::InvalidDigest(
-                "the digest query parameter is required".into(),
-            )))
+        Some(d) => parse_digest(d),
+        None => Err(OciError(CoreError::InvalidDigest(
+            "the digest query parameter is required".into(),
+        ))),
+    };
+    let digest = match digest {
+        Ok(d) => d,
+        Err(e) => {
+            s.registry.check_push(sub, n).await?;
+            return Err(e);
         }
     };
     let range = content_range(req.headers())?;

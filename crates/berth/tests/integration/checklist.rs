@@ -424,6 +424,16 @@ async fn z6_each_method_needs_its_own_action(s: &Server) {
         .unwrap();
     assert_eq!(res.status(), 202);
     let loc = location(&res);
+    // a missing or malformed digest does not get past authorization first
+    for bad in ["", "digest=sha256:nothex"] {
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let st = with(&read_token, Method::PUT, &format!("{loc}{sep}{bad}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(st == 401 || st == 403, "PUT ?{bad} with pull only: {st}");
+    }
     let sep = if loc.contains('?') { '&' } else { '?' };
     let with_digest = format!("{loc}{sep}digest={}", berth_oci::Digest::sha256(b"x"));
     for (m, url) in [
