@@ -146,14 +146,17 @@ impl Registry {
         Ok((project, granted))
     }
 
-    /// Whether `subject` may push to `repo`, for requests refused before
-    /// they reach a use-case (a malformed parameter): an unauthorized caller
-    /// hears 401/403 first, as from Harbor, not what was wrong with its
-    /// request.
-    pub async fn check_push(&self, subject: &Subject, repo: &RepoName) -> CoreResult<()> {
-        self.authorize(subject, repo, Action::Push)
-            .await
-            .map(|_| ())
+    /// Whether `subject` may do `action` on `repo`, for requests refused
+    /// before they reach a use-case (a malformed parameter): an
+    /// unauthorized caller hears 401/403 first, as from Harbor, not what was
+    /// wrong with its request.
+    pub async fn check(
+        &self,
+        subject: &Subject,
+        repo: &RepoName,
+        action: Action,
+    ) -> CoreResult<()> {
+        self.authorize(subject, repo, action).await.map(|_| ())
     }
 
     // ---- blobs -----------------------------------------------------------

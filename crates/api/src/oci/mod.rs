@@ -12,7 +12,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Extension, Router};
-use berth_core::access::Subject;
+use berth_core::access::{Action, Subject};
 use berth_core::ports::ByteStream;
 use berth_core::registry::UploadStart;
 use berth_core::CoreError;
@@ -84,10 +84,9 @@ fn scope_for(method: &Method, path: &str) -> Option<String> {
     }
     let (name, action) = needed_access(&route, method)?;
     // docker asks for pull with push, so one token serves the whole push
-    let actions = if action == "push" {
-        "pull,push"
-    } else {
-        action
+    let actions = match action {
+        Action::Push => "pull,push",
+        other => other.as_str(),
     };
     Some(format!("repository:{name}:{actions}"))
 }
@@ -232,15 +231,27 @@ async fn dispatch(
         (Route::Upload(n, id), Method::DELETE) => cancel_upload(s, sub, &n, &id).await,
         _ => Ok((StatusCode::METHOD_NOT_ALLOWED, "").into_response()),
     };
-    match (result, needed) {
-        (Err(e), Some((name, action))) => Ok(e.denied_response(&name, action)),
-        (result, _) => result,
-    }
+    let (e, (name, action)) = match (result, needed) {
+        (Err(e), Some(needed)) => (e, needed),
+        (result, _) => return result,
+    };
+    // Harbor authorizes before it parses: a caller who may not do this at
+    // all hears that, not what was wrong with its parameters.
+    let e = match &e.0 {
+        CoreError::InvalidDigest(_) | CoreError::InvalidName(_) | CoreError::BadRequest(_) => {
+            match s.registry.check(sub, &name, action).await {
+                Err(r @ (CoreError::Unauthenticated | CoreError::Denied(_))) => OciError(r),
+                _ => e,
+            }
+        }
+        _ => e,
+    };
+    Ok(e.denied_response(name.as_str(), action.as_str()))
 }
 
-/// The repository and action a request on `route` needs, for the detail of
-/// a refusal.
-fn needed_access(route: &Route, method: &Method) -> Option<(String, &'static str)> {
+/// The repository and action a request on `route` needs: for the token
+/// scope of a challenge, and to decide refusals.
+fn needed_access(route: &Route, method: &Method) -> Option<(RepoName, Action)> {
     let name = match route {
         Route::Catalog => return None,
         Route::Tags(n)
@@ -251,11 +262,11 @@ fn needed_access(route: &Route, method: &Method) -> Option<(String, &'static str
         | Route::Blob(n, _) => n,
     };
     let action = match *method {
-        Method::GET | Method::HEAD => "pull",
-        Method::DELETE => "delete",
-        _ => "push",
+        Method::GET | Method::HEAD => Action::Pull,
+        Method::DELETE => Action::Delete,
+        _ => Action::Push,
     };
-    Some((name.as_str().to_owned(), action))
+    Some((name.clone(), action))
 }
 
 fn not_found() -> Response {
@@ -497,16 +508,11 @@ async fn finish_upload(
     req: Request,
 ) -> OciResult {
     let digest = match q.get("digest") {
-        Some(d) => parse_digest(d),
-        None => Err(OciError(CoreError::InvalidDigest(
-            "the digest query parameter is required".into(),
-        ))),
-    };
-    let digest = match digest {
-        Ok(d) => d,
-        Err(e) => {
-            s.registry.check_push(sub, n).await?;
-            return Err(e);
+        Some(d) => parse_digest(d)?,
+        None => {
+            return Err(OciError(CoreError::InvalidDigest(
+                "the digest query parameter is required".into(),
+            )))
         }
     };
     let range = content_range(req.headers())?;

@@ -424,6 +424,38 @@ async fn z6_each_method_needs_its_own_action(s: &Server) {
         .unwrap();
     assert_eq!(res.status(), 202);
     let loc = location(&res);
+    // a malformed parameter is answered only to callers who may act: the
+    // others hear that they may not
+    let st = s
+        .anon(Method::GET, "/v2/methods/app/blobs/sha256:nothex")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, 401, "anonymous GET with a bad digest");
+    let st = with(
+        &read_token,
+        Method::DELETE,
+        "/v2/methods/app/blobs/sha256:nothex",
+    )
+    .send()
+    .await
+    .unwrap()
+    .status();
+    assert!(
+        st == 401 || st == 403,
+        "DELETE with a bad digest and pull only: {st}"
+    );
+    let st = with(
+        &read_token,
+        Method::GET,
+        "/v2/methods/app/blobs/sha256:nothex",
+    )
+    .send()
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(st, 400, "a caller who may pull learns the digest is bad");
     // a missing or malformed digest does not get past authorization first
     for bad in ["", "digest=sha256:nothex"] {
         let sep = if loc.contains('?') { '&' } else { '?' };
