@@ -11,42 +11,13 @@ use berth_core::model::JobStatus;
 use berth_core::ports::{JobStore, MetaStore};
 use serde_json::json;
 
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn sqlite() -> (Arc<dyn MetaStore>, Option<TempDir>) {
-    let dir = std::env::temp_dir().join(format!("berth-jobs-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/berth.db", dir.display());
-    (berth_meta::open(&url).await.unwrap(), Some(TempDir(dir)))
-}
-
-async fn postgres() -> Option<(Arc<dyn MetaStore>, Option<TempDir>)> {
-    let Ok(admin) = std::env::var("BERTH_TEST_POSTGRES_URL") else {
-        if std::env::var("BERTH_TEST_SKIP_EXTERNAL").as_deref() == Ok("1") {
-            return None;
-        }
-        panic!("BERTH_TEST_POSTGRES_URL is unset: start PostgreSQL with scripts/test-services (or set BERTH_TEST_SKIP_EXTERNAL=1)");
-    };
-    let name = format!("berth_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .unwrap();
-    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let url = format!("{}/{}", &admin[..admin.rfind('/').unwrap()], name);
-    Some((berth_meta::open(&url).await.unwrap(), None))
-}
+mod common;
+use common::{postgres, sqlite};
 
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
-        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { let (s, _d) = super::sqlite().await; super::$name(s).await } )* }
-        mod on_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some((s, _d)) = super::postgres().await { super::$name(s).await } } )* }
+        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(db) = super::sqlite().await { super::$name(db.store.clone()).await } } )* }
+        mod on_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(db) = super::postgres().await { super::$name(db.store.clone()).await } } )* }
     };
 }
 

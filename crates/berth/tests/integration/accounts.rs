@@ -2,11 +2,12 @@
 //! Harbor's API, and `docker`/`skopeo`/`podman login` through the token
 //! service.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::clients::{require, with_stdin};
 use crate::harness::*;
 
 const PW: &str = "Alice-Pass-1234";
@@ -16,7 +17,7 @@ fn as_user<'a>(
     name: &'a str,
     pw: &'a str,
 ) -> impl Fn(Method, &str) -> reqwest::RequestBuilder + 'a {
-    move |m, p| s.http.request(m, s.url(p)).basic_auth(name, Some(pw))
+    move |m, p| s.basic(name, pw, m, p)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1297,28 +1298,12 @@ async fn audit_log() {
     );
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// `docker login`, `skopeo login` and `podman login` go through the token
 /// service; a wrong password fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_logins() {
-    let missing: Vec<&str> = ["docker", "skopeo", "podman"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    if !missing.is_empty() {
-        if std::env::var("BERTH_TEST_SKIP_EXTERNAL").as_deref() == Ok("1") {
-            return;
-        }
-        panic!("{missing:?} not installed: run scripts/test-services start");
+    if !require(&["docker", "skopeo", "podman"]) {
+        return;
     }
     let s = Server::start(Backend::Embedded).await;
     let dir = std::env::temp_dir().join(format!("berth-logins-{}", uuid::Uuid::new_v4().simple()));
@@ -1341,18 +1326,7 @@ async fn client_logins() {
                     .args(["-u", "admin", "--password-stdin", &s.addr]);
             }
         }
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(password.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        with_stdin(&mut c, password)
     };
     for tool in ["docker", "skopeo", "podman"] {
         let bad = login(tool, "Wrong-Pass-123");

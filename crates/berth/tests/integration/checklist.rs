@@ -22,18 +22,6 @@ on_backends!(
     i8_stored_strings_come_back_verbatim,
 );
 
-fn as_user(
-    s: &Server,
-    user: &str,
-    password: &str,
-    method: Method,
-    path: &str,
-) -> reqwest::RequestBuilder {
-    s.http
-        .request(method, s.url(path))
-        .basic_auth(user, Some(password))
-}
-
 /// A3: no fixed default password; a generated one is printed once and
 /// works, `Harbor12345` never does; each install has its own token key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,37 +40,28 @@ async fn a3_a_fresh_install_has_no_default_password() {
         .collect();
     assert!(generated.len() >= 16, "{generated:?}");
     for wrong in ["Harbor12345", ADMIN_PASSWORD] {
-        let res = as_user(&s, "admin", wrong, Method::GET, "/api/v2.0/users/current")
+        let res = s
+            .basic("admin", wrong, Method::GET, "/api/v2.0/users/current")
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), 401, "admin/{wrong} must be refused");
         tokio::time::sleep(Duration::from_millis(1700)).await;
     }
-    let res = as_user(
-        &s,
-        "admin",
-        &generated,
-        Method::GET,
-        "/api/v2.0/users/current",
-    )
-    .send()
-    .await
-    .unwrap();
+    let res = s
+        .basic("admin", &generated, Method::GET, "/api/v2.0/users/current")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     // printed once: a restart keeps the password and prints nothing new
     s.restart().await;
     assert_eq!(s.log().matches(marker).count(), 1);
-    let res = as_user(
-        &s,
-        "admin",
-        &generated,
-        Method::GET,
-        "/api/v2.0/users/current",
-    )
-    .send()
-    .await
-    .unwrap();
+    let res = s
+        .basic("admin", &generated, Method::GET, "/api/v2.0/users/current")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     // another install signs with another key
     let other = Server::start(Backend::Embedded).await;
@@ -198,7 +177,7 @@ async fn z4_robots_never_get_more_than_their_creator_holds(s: &Server) {
     s.create_project("pv", false).await;
     s.create_user("pam", PASSWORD).await;
     s.add_member("pa", "pam", 1).await;
-    let pam = |m: Method, p: &str| as_user(s, "pam", PASSWORD, m, p);
+    let pam = |m: Method, p: &str| s.basic("pam", PASSWORD, m, p);
     let project_robot = |name: &str, ns: &str, access: Value| {
         json!({ "name": name, "level": "project", "duration": -1,
                 "permissions": [{ "kind": "project", "namespace": ns, "access": access }] })
@@ -274,7 +253,7 @@ async fn z4_robots_never_get_more_than_their_creator_holds(s: &Server) {
                 { "kind": "project", "namespace": "pa", "access": [{ "resource": "repository", "action": "pull" }] },
             ] }))
         .await;
-    let maker = |m: Method, p: &str| as_user(s, &rname, &rsecret, m, p);
+    let maker = |m: Method, p: &str| s.basic(&rname, &rsecret, m, p);
     // it makes system robots (project robots need robot:create in the
     // project itself, as in Harbor)
     let system_robot = |name: &str, ns: &str, access: Value| {
@@ -485,7 +464,8 @@ async fn z6_each_method_needs_its_own_action(s: &Server) {
         );
     }
     // Basic credentials directly on /v2 follow the same rules
-    let st = as_user(s, &pusher, &push_secret, Method::DELETE, &manifest)
+    let st = s
+        .basic(&pusher, &push_secret, Method::DELETE, &manifest)
         .send()
         .await
         .unwrap()
@@ -525,7 +505,8 @@ async fn z10_the_catalog_is_filtered_in_every_spelling(s: &Server) {
         let body = res.text().await.unwrap();
         assert!(matches!(st, 400 | 401 | 404), "anonymous {path}: {st}");
         assert!(!body.contains("secret-app"), "anonymous {path}: {body}");
-        let res = as_user(s, "cathy", PASSWORD, Method::GET, path)
+        let res = s
+            .basic("cathy", PASSWORD, Method::GET, path)
             .send()
             .await
             .unwrap();
@@ -723,7 +704,8 @@ async fn a8_an_expired_robot_is_refused_everywhere() {
         "/api/v2.0/projects/expiring/repositories",
     ];
     for path in paths {
-        let res = as_user(&s, &name, &secret, Method::GET, path)
+        let res = s
+            .basic(&name, &secret, Method::GET, path)
             .send()
             .await
             .unwrap();
@@ -748,7 +730,8 @@ async fn a8_an_expired_robot_is_refused_everywhere() {
     drop(conn);
     s.start_again().await;
     for path in paths {
-        let res = as_user(&s, &name, &secret, Method::GET, path)
+        let res = s
+            .basic(&name, &secret, Method::GET, path)
             .send()
             .await
             .unwrap();

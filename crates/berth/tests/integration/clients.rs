@@ -102,20 +102,10 @@ async fn docker_push_remove_pull() {
         "{err}"
     );
 
-    let mut login = docker(&["login", &s.addr, "-u", "admin", "--password-stdin"]);
-    login
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ADMIN_PASSWORD.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(
+        &mut docker(&["login", &s.addr, "-u", "admin", "--password-stdin"]),
+        ADMIN_PASSWORD,
+    );
     assert!(
         out.status.success(),
         "docker login: {}",
@@ -363,7 +353,7 @@ async fn oras_artifact_with_subject() {
 const CREW_PASSWORD: &str = "Crew-Pass-1234";
 
 /// Runs `cmd` with `secret` on stdin (for `login --password-stdin`).
-fn with_stdin(cmd: &mut Command, secret: &str) -> std::process::Output {
+pub(crate) fn with_stdin(cmd: &mut Command, secret: &str) -> std::process::Output {
     use std::io::Write;
     cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

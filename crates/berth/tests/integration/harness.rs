@@ -228,6 +228,13 @@ impl Server {
         self.http.request(method, self.url(path))
     }
 
+    /// A request with Basic credentials (a user's or a robot's).
+    pub fn basic(&self, user: &str, password: &str, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .basic_auth(user, Some(password))
+    }
+
     /// Creates a database user as the admin; returns its id.
     pub async fn create_user(&self, name: &str, password: &str) -> i64 {
         self.create_user_named(name, name, password).await

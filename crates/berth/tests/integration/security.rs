@@ -15,9 +15,7 @@ const PASSWORD: &str = "Secu-Pass-1234";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 fn as_user(s: &Server, user: &str, method: Method, path: &str) -> RequestBuilder {
-    s.http
-        .request(method, s.url(path))
-        .basic_auth(user, Some(PASSWORD))
+    s.basic(user, PASSWORD, method, path)
 }
 
 fn bearer(s: &Server, token: &str, method: Method, path: &str) -> RequestBuilder {

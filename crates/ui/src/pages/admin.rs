@@ -952,22 +952,7 @@ mod tests {
     use berth_core::model::{RobotAccess, RobotLevel};
 
     fn robot(perms: Vec<RobotPermission>) -> Robot {
-        Robot {
-            id: 7,
-            name: "ci".into(),
-            description: "d".into(),
-            level: RobotLevel::System,
-            project_id: None,
-            secret_hash: String::new(),
-            secret_version: 0,
-            permissions: perms,
-            disabled: false,
-            duration: 30,
-            expires_at: 100,
-            creator: "admin".into(),
-            creation_time: 0,
-            update_time: 0,
-        }
+        crate::pages::robot_form::test_robot(RobotLevel::System, "ci", perms)
     }
 
     fn perm(kind: &str, ns: &str) -> RobotPermission {

@@ -130,6 +130,31 @@ pub(crate) fn secret_file(f: &DownloadForm) -> UiResult<Response> {
     Ok(res)
 }
 
+/// A robot for tests of the robot screens.
+#[cfg(test)]
+pub(crate) fn test_robot(
+    level: berth_core::model::RobotLevel,
+    name: &str,
+    permissions: Vec<berth_core::model::RobotPermission>,
+) -> Robot {
+    Robot {
+        id: 7,
+        name: name.into(),
+        description: "d".into(),
+        level,
+        project_id: None,
+        secret_hash: String::new(),
+        secret_version: 0,
+        permissions,
+        disabled: false,
+        duration: 30,
+        expires_at: 99,
+        creator: "admin".into(),
+        creation_time: 1,
+        update_time: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,27 +203,16 @@ mod tests {
 
     #[test]
     fn disabling_keeps_everything_else() {
-        let r = Robot {
-            id: 7,
-            name: "library+ci".into(),
-            description: "d".into(),
-            level: RobotLevel::Project,
-            project_id: Some(1),
-            secret_hash: "h".into(),
-            secret_version: 1,
-            permissions: vec![RobotPermission {
+        let r = test_robot(
+            RobotLevel::Project,
+            "library+ci",
+            vec![RobotPermission {
                 kind: "project".into(),
                 namespace: "library".into(),
                 access: parse_access(&["repository:pull"]).unwrap(),
                 project_id: None,
             }],
-            disabled: false,
-            duration: 30,
-            expires_at: 99,
-            creator: "admin".into(),
-            creation_time: 1,
-            update_time: 1,
-        };
+        );
         let spec = spec_with_disable(&r, "robot$library+ci", true);
         assert!(spec.disable);
         assert_eq!(spec.name, "robot$library+ci");

@@ -562,25 +562,14 @@ mod tests {
 
     #[test]
     fn access_of_a_robot() {
-        let r = Robot {
-            id: 7,
-            name: "library+ci".into(),
-            description: "d".into(),
-            level: RobotLevel::Project,
-            project_id: Some(1),
-            secret_hash: "h".into(),
-            secret_version: 1,
-            permissions: vec![project_permission(
+        let r = crate::pages::robot_form::test_robot(
+            RobotLevel::Project,
+            "library+ci",
+            vec![project_permission(
                 "library",
                 parse_access(&["repository:pull"]).unwrap(),
             )],
-            disabled: false,
-            duration: 30,
-            expires_at: 99,
-            creator: "admin".into(),
-            creation_time: 1,
-            update_time: 1,
-        };
+        );
         assert_eq!(access_list(&r), vec!["repository:pull".to_owned()]);
     }
 }
