@@ -30,7 +30,6 @@ use serde_json::json;
 
 /// How the registry wants `/v2` requests authenticated.
 enum Scheme {
-    Anonymous,
     Basic,
     Bearer { realm: String, service: String },
 }
@@ -128,7 +127,6 @@ impl Target {
             (Scheme::Bearer { realm, service }, Some(repo)) => {
                 r.bearer_auth(self.token(realm, service, repo).await)
             }
-            (Scheme::Anonymous, _) => r,
             _ => r.basic_auth(u, Some(p)),
         }
     }
@@ -188,7 +186,8 @@ async fn main() {
             (Ok(u), Ok(p)) => Some((u, p)),
             _ => None,
         },
-        scheme: Scheme::Anonymous,
+        // until `discover` learns otherwise
+        scheme: Scheme::Basic,
         tokens: Default::default(),
     };
     target.discover().await;
