@@ -15,6 +15,7 @@ use berth_core::audit::Audit;
 use berth_core::catalog::Catalog;
 use berth_core::identity::Identity;
 use berth_core::members::Members;
+use berth_core::quotas::Quotas;
 use berth_core::registry::Registry;
 use berth_core::robots::Robots;
 use berth_core::settings::Settings;
@@ -71,6 +72,7 @@ pub struct AppState {
     pub members: Arc<Members>,
     pub robots: Arc<Robots>,
     pub audit: Arc<Audit>,
+    pub quotas: Arc<Quotas>,
     pub config: Arc<Settings>,
     pub settings: Arc<ApiSettings>,
 }

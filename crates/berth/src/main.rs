@@ -195,6 +195,10 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         members: Arc::new(Members::new(meta.clone(), events.clone())),
         robots: Arc::new(Robots::new(meta.clone(), settings.clone(), events.clone())),
         audit: Arc::new(Audit::new(meta.clone())),
+        quotas: Arc::new(berth_core::quotas::Quotas::new(
+            meta.clone(),
+            events.clone(),
+        )),
         config: settings.clone(),
         settings: Arc::new(ApiSettings {
             external_url: cfg.external_url.clone(),

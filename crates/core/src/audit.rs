@@ -40,6 +40,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "create_member",
     "update_member",
     "delete_member",
+    "warning_quota",
+    "exceed_quota",
 ];
 
 #[allow(clippy::too_many_arguments)] // one positional row, as the table has it
@@ -431,6 +433,43 @@ pub fn entry_for(event: &Event, record_pulls: bool) -> Option<AuditEntry> {
             format!("update configuration: {}", keys.join(", ")),
             operator,
             true,
+            *time,
+        ),
+        Event::QuotaWarning {
+            project_id,
+            repository,
+            used,
+            limit,
+            operator,
+            time,
+        } => entry(
+            *project_id,
+            "warning",
+            "quota",
+            repository.clone(),
+            format!(
+                "quota warning: {repository} brought usage to {} of {}",
+                crate::model::human_bytes(*used),
+                crate::model::human_bytes(*limit)
+            ),
+            operator,
+            true,
+            *time,
+        ),
+        Event::QuotaExceeded {
+            project_id,
+            repository,
+            message,
+            operator,
+            time,
+        } => entry(
+            *project_id,
+            "exceed",
+            "quota",
+            repository.clone(),
+            format!("quota exceeded: {message}"),
+            operator,
+            false,
             *time,
         ),
     })

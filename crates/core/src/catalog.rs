@@ -259,15 +259,7 @@ impl Catalog {
             ));
         }
         let storage_limit = match req.storage_limit {
-            Some(limit) if subject.is_sysadmin() => {
-                const MAX: i64 = 1024 * 1024 * 1024 * 1024 * 1024; // 1024 TiB, Harbor's maximum
-                if !(limit == -1 || (1..=MAX).contains(&limit)) {
-                    return Err(CoreError::BadRequest(
-                        "storage_limit must be -1 (unlimited) or a number of bytes between 1 and 1024 TiB".into(),
-                    ));
-                }
-                limit
-            }
+            Some(limit) if subject.is_sysadmin() => crate::quotas::check_limit(limit)?,
             _ => cfg.storage_per_project,
         };
         let project = self

@@ -59,6 +59,14 @@ pub enum CoreError {
     Conflict(String),
     #[error("{0}")]
     Precondition(String),
+    /// Storing `adding` more bytes would take the project past its quota.
+    #[error(
+        "adding {} of storage resource, which when updated to current usage of {} will exceed the configured upper limit of {}.",
+        crate::model::human_bytes(*adding),
+        crate::model::human_bytes(*used),
+        crate::model::human_bytes(*limit)
+    )]
+    QuotaExceeded { adding: i64, used: i64, limit: i64 },
     #[error("{0}")]
     Busy(String),
     #[error("internal error: {0}")]

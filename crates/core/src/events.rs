@@ -155,6 +155,24 @@ pub enum Event {
         operator: String,
         time: Millis,
     },
+    /// Harbor's QUOTA_WARNING: a push took the project's usage past 85 %
+    /// of its quota.
+    QuotaWarning {
+        project_id: ProjectId,
+        repository: String,
+        used: i64,
+        limit: i64,
+        operator: String,
+        time: Millis,
+    },
+    /// Harbor's QUOTA_EXCEED: a push was refused because of the quota.
+    QuotaExceeded {
+        project_id: ProjectId,
+        repository: String,
+        message: String,
+        operator: String,
+        time: Millis,
+    },
 }
 
 /// Fan-out of [`Event`]s to every subscriber.

@@ -17,6 +17,7 @@ pub mod model;
 pub mod ports;
 pub mod purge;
 pub mod query;
+pub mod quotas;
 pub mod registry;
 pub mod robots;
 pub mod settings;

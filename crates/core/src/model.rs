@@ -27,6 +27,8 @@ pub struct Project {
     pub metadata: BTreeMap<String, String>,
     pub registry_id: Option<i64>,
     pub storage_limit: i64,
+    /// Bytes counted against the quota: each blob and manifest once.
+    pub storage_used: i64,
     pub creation_time: Millis,
     pub update_time: Millis,
     pub repo_count: i64,
@@ -147,10 +149,49 @@ pub struct NewArtifact {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PutManifestOutcome {
     pub artifact_id: ArtifactId,
+    /// What the manifest and its blobs added to the project's storage.
+    pub charge: QuotaCharge,
     /// `false` when the same digest was already an artifact of the repository.
     pub created: bool,
     /// Tags that pointed at another artifact before, with that digest.
     pub moved_tags: Vec<(String, Digest)>,
+}
+
+/// What counting new storage against a project's quota did: `added` bytes
+/// that the project did not hold before, and the usage and limit after.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaCharge {
+    pub added: i64,
+    pub used: i64,
+    pub limit: i64,
+}
+
+/// Harbor warns when a project's usage reaches this share of its quota.
+pub const QUOTA_WARNING_PERCENT: i64 = 85;
+
+impl QuotaCharge {
+    /// Whether this charge took usage across the warning threshold.
+    pub fn crossed_warning(&self) -> bool {
+        let at =
+            |used: i64| used as i128 * 100 >= self.limit as i128 * QUOTA_WARNING_PERCENT as i128;
+        self.limit > 0 && self.added > 0 && at(self.used) && !at(self.used - self.added)
+    }
+}
+
+/// A byte count as Harbor writes it in quota messages: `12.3 MiB`.
+pub fn human_bytes(n: i64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v.abs() >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// A stored manifest as served on pull.
@@ -490,4 +531,43 @@ pub enum Heartbeat {
     /// The task is no longer this worker's (its lease ran out and another
     /// worker took it over): stop without writing anything.
     Lost,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_messages_use_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(12_897_485), "12.3 MiB");
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+        let e = crate::CoreError::QuotaExceeded {
+            adding: 12_897_485,
+            used: 1 << 30,
+            limit: 1 << 30,
+        };
+        assert_eq!(
+            e.to_string(),
+            "adding 12.3 MiB of storage resource, which when updated to current usage of 1.0 GiB will exceed the configured upper limit of 1.0 GiB."
+        );
+    }
+
+    #[test]
+    fn warning_fires_once_when_crossing_85_percent() {
+        let c = |added, used| QuotaCharge {
+            added,
+            used,
+            limit: 100,
+        };
+        assert!(c(10, 85).crossed_warning());
+        assert!(!c(5, 90).crossed_warning());
+        assert!(!c(10, 80).crossed_warning());
+        assert!(!QuotaCharge {
+            added: 10,
+            used: 90,
+            limit: -1
+        }
+        .crossed_warning());
+    }
 }

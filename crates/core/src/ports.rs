@@ -263,6 +263,9 @@ pub trait ProjectStore: Send + Sync {
         public: bool,
         metadata: &BTreeMap<String, String>,
     ) -> CoreResult<()>;
+    /// Sets the project's storage quota (bytes, -1 unlimited). `false` if
+    /// the project does not exist.
+    async fn set_storage_limit(&self, id: ProjectId, limit: i64, now: Millis) -> CoreResult<bool>;
     /// Deletes a project with its members and blob links. `Precondition`
     /// while it holds repositories. Returns the upload sessions it dropped
     /// so their storage can be released.
@@ -328,7 +331,7 @@ pub trait RegistryStore: Send + Sync {
         size: u64,
         upload_id: Option<&str>,
         now: Millis,
-    ) -> CoreResult<()>;
+    ) -> CoreResult<QuotaCharge>;
 
     /// Links a blob already linked to `from` into `repository`. `None` if
     /// `from` does not hold it (or it is being swept).
@@ -339,7 +342,7 @@ pub trait RegistryStore: Send + Sync {
         from: &RepoName,
         digest: &Digest,
         now: Millis,
-    ) -> CoreResult<Option<BlobInfo>>;
+    ) -> CoreResult<Option<(BlobInfo, QuotaCharge)>>;
 
     /// Removes the link between a repository and a blob; `false` if absent.
     async fn unlink_blob(&self, repository: &RepoName, digest: &Digest) -> CoreResult<bool>;

@@ -56,6 +56,9 @@ pub enum ProjectSortField {
     Name,
     CreationTime,
     UpdateTime,
+    /// Quota listings: `hard.storage`, `used.storage`.
+    StorageLimit,
+    StorageUsed,
 }
 
 #[derive(Clone, Debug, PartialEq)]

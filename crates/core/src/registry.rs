@@ -42,6 +42,23 @@ impl Default for RegistryConfig {
     }
 }
 
+/// A store answer that may carry a quota charge.
+trait QuotaOutcome {
+    fn charge(&self) -> Option<QuotaCharge>;
+}
+
+impl QuotaOutcome for Option<QuotaCharge> {
+    fn charge(&self) -> Option<QuotaCharge> {
+        *self
+    }
+}
+
+impl QuotaOutcome for PutManifestOutcome {
+    fn charge(&self) -> Option<QuotaCharge> {
+        Some(self.charge)
+    }
+}
+
 /// Largest page of tags or catalog entries returned at once.
 pub const MAX_LIST: u64 = 10_000;
 
@@ -232,11 +249,17 @@ impl Registry {
         let (project, _granted) = self.authorize(subject, repo, Action::Push).await?;
         if let Some((digest, Some(from))) = mount {
             if from != repo && self.authorize(subject, from, Action::Pull).await.is_ok() {
-                if let Some(_info) = self
+                let mounted = self
                     .meta
                     .mount_blob(project.id, repo, from, digest, clock::now())
-                    .await?
-                {
+                    .await;
+                let mounted = self.after_charge(
+                    subject,
+                    project.id,
+                    repo,
+                    mounted.map(|m| m.map(|(_, c)| c)),
+                )?;
+                if mounted.is_some() {
                     return Ok(UploadStart::Mounted(digest.clone()));
                 }
             } else if from == repo && self.meta.linked_blob(repo, digest).await?.is_some() {
@@ -497,7 +520,7 @@ impl Registry {
     ) -> CoreResult<BlobInfo> {
         let upload = self.claim(subject, repo, id).await?;
         let result = self
-            .finish_claimed(&upload, repo, digest, range, content_length, body)
+            .finish_claimed(subject, &upload, repo, digest, range, content_length, body)
             .await;
         match &result {
             Ok(_) => {}
@@ -514,8 +537,10 @@ impl Registry {
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn finish_claimed(
         &self,
+        subject: &Subject,
         upload: &Upload,
         repo: &RepoName,
         digest: &Digest,
@@ -566,7 +591,8 @@ impl Registry {
             }
             BlobPresence::Deleting => unreachable!("wait_unless_deleting never returns Deleting"),
         }
-        self.meta
+        let charge = self
+            .meta
             .commit_blob(
                 upload.project_id,
                 repo,
@@ -575,8 +601,46 @@ impl Registry {
                 Some(&upload.id),
                 clock::now(),
             )
-            .await?;
+            .await;
+        self.after_charge(subject, upload.project_id, repo, charge.map(Some))?;
         Ok(BlobInfo { size })
+    }
+
+    /// Publishes Harbor's quota events for a store operation that counted
+    /// storage against the project: QUOTA_WARNING when it took usage past
+    /// 85 %, QUOTA_EXCEED when the quota refused it.
+    fn after_charge<T: QuotaOutcome>(
+        &self,
+        subject: &Subject,
+        project_id: ProjectId,
+        repo: &RepoName,
+        result: CoreResult<T>,
+    ) -> CoreResult<T> {
+        match &result {
+            Ok(outcome) => {
+                if let Some(c) = outcome.charge().filter(|c| c.crossed_warning()) {
+                    self.events.publish(Event::QuotaWarning {
+                        project_id,
+                        repository: repo.as_str().to_owned(),
+                        used: c.used,
+                        limit: c.limit,
+                        operator: subject.name().to_owned(),
+                        time: clock::now(),
+                    });
+                }
+            }
+            Err(e @ CoreError::QuotaExceeded { .. }) => {
+                self.events.publish(Event::QuotaExceeded {
+                    project_id,
+                    repository: repo.as_str().to_owned(),
+                    message: e.to_string(),
+                    operator: subject.name().to_owned(),
+                    time: clock::now(),
+                });
+            }
+            Err(_) => {}
+        }
+        result
     }
 
     /// Clears a GC mark on `digest`; if GC is sweeping it right now, waits
@@ -687,7 +751,8 @@ impl Registry {
             push_time: clock::now(),
             body,
         };
-        self.meta.put_manifest(&new).await?;
+        let outcome = self.meta.put_manifest(&new).await;
+        self.after_charge(subject, project.id, repo, outcome)?;
         let tags: Vec<Option<String>> = if new.tags.is_empty() {
             vec![None]
         } else {

@@ -213,6 +213,9 @@ impl ProjectStore for CachedStore {
         self.invalidate(|m| m.projects.clear());
         r
     }
+    async fn set_storage_limit(&self, id: ProjectId, limit: i64, now: Millis) -> CoreResult<bool> {
+        self.inner.set_storage_limit(id, limit, now).await
+    }
     async fn delete_project(&self, id: ProjectId) -> CoreResult<Vec<Upload>> {
         let r = self.inner.delete_project(id).await;
         self.clear_all();
@@ -317,7 +320,7 @@ impl RegistryStore for CachedStore {
         size: u64,
         upload_id: Option<&str>,
         now: Millis,
-    ) -> CoreResult<()> {
+    ) -> CoreResult<QuotaCharge> {
         let r = self
             .inner
             .commit_blob(project_id, repository, digest, size, upload_id, now)
@@ -336,7 +339,7 @@ impl RegistryStore for CachedStore {
         from: &RepoName,
         digest: &Digest,
         now: Millis,
-    ) -> CoreResult<Option<BlobInfo>> {
+    ) -> CoreResult<Option<(BlobInfo, QuotaCharge)>> {
         let r = self
             .inner
             .mount_blob(project_id, repository, from, digest, now)

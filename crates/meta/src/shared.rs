@@ -110,9 +110,9 @@ fn push_order<F: Copy>(qb: &mut QueryBuilder<'_, Db>, sort: &[Sort<F>], column: 
     qb.push(default);
 }
 
-const PROJECT_COLUMNS: &str = "p.id, p.name, p.owner_id, COALESCE(u.username, ''), p.public, p.metadata, p.registry_id, p.storage_limit, p.creation_time, p.update_time, (SELECT COUNT(*) FROM repositories r WHERE r.project_id = p.id)";
+const PROJECT_COLUMNS: &str = "p.id, p.name, p.owner_id, COALESCE(u.username, ''), p.public, p.metadata, p.registry_id, p.storage_limit, p.storage_used, p.creation_time, p.update_time, (SELECT COUNT(*) FROM repositories r WHERE r.project_id = p.id)";
 
-type ProjectRow = (i64, String, i64, String, bool, String, Option<i64>, i64, i64, i64, i64);
+type ProjectRow = (i64, String, i64, String, bool, String, Option<i64>, i64, i64, i64, i64, i64);
 
 fn project_from(r: ProjectRow) -> Project {
     Project {
@@ -124,9 +124,10 @@ fn project_from(r: ProjectRow) -> Project {
         metadata: json_map(&r.5),
         registry_id: r.6,
         storage_limit: r.7,
-        creation_time: r.8,
-        update_time: r.9,
-        repo_count: r.10,
+        storage_used: r.8,
+        creation_time: r.9,
+        update_time: r.10,
+        repo_count: r.11,
     }
 }
 
@@ -291,6 +292,111 @@ impl Store {
     /// references cascade), plus, recursively, their accessories and the
     /// children of deleted indexes that nothing else references or tags.
     /// Refuses if something outside the set still references one of them.
+    /// Counts `items` (digest, size) against the project's storage quota:
+    /// those the project does not hold yet are added to `project_blobs` and
+    /// their size to `storage_used`, in one conditional `UPDATE` that fails
+    /// when the limit would be passed. The project row's lock (PostgreSQL)
+    /// or the single writer (SQLite) serialises parallel pushes, so they
+    /// can never take a project over its limit together. On refusal nothing
+    /// of the charge is left (a savepoint) and the caller's transaction is
+    /// still usable.
+    async fn charge(tx: &mut sqlx::Transaction<'_, Db>, project_id: i64, items: &[(String, i64)], now: Millis) -> CoreResult<QuotaCharge> {
+        let mut items: Vec<&(String, i64)> = items.iter().collect();
+        // One order for every transaction, so two never wait on each other.
+        items.sort();
+        items.dedup_by(|a, b| a.0 == b.0);
+        let mut sp = sqlx::Connection::begin(&mut **tx).await.map_err(db)?;
+        let mut added = 0i64;
+        for (digest, size) in items {
+            let r = sqlx::query(
+                "INSERT INTO project_blobs (project_id, digest, size, creation_time) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (project_id, digest) DO NOTHING",
+            )
+            .bind(project_id)
+            .bind(digest)
+            .bind(*size)
+            .bind(now)
+            .execute(&mut *sp)
+            .await
+            .map_err(db)?;
+            if r.rows_affected() > 0 {
+                added += *size;
+            }
+        }
+        if added == 0 {
+            sp.commit().await.map_err(db)?;
+            return Ok(QuotaCharge::default());
+        }
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE projects SET storage_used = storage_used + $1
+             WHERE id = $2 AND (storage_limit < 0 OR storage_used + $1 <= storage_limit)
+             RETURNING storage_used, storage_limit",
+        )
+        .bind(added)
+        .bind(project_id)
+        .fetch_optional(&mut *sp)
+        .await
+        .map_err(db)?;
+        match row {
+            Some((used, limit)) => {
+                sp.commit().await.map_err(db)?;
+                Ok(QuotaCharge { added, used, limit })
+            }
+            None => {
+                sp.rollback().await.map_err(db)?;
+                let (used, limit): (i64, i64) = sqlx::query_as("SELECT storage_used, storage_limit FROM projects WHERE id = $1")
+                    .bind(project_id)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                Err(CoreError::QuotaExceeded { adding: added, used, limit })
+            }
+        }
+    }
+
+    /// Stops counting `digests` against the project where nothing in it
+    /// needs them any more: no artifact of the project is that manifest or
+    /// references that blob and, with `unless_linked`, no repository of the
+    /// project links it. As Harbor does, deleting an artifact frees its
+    /// blobs at once even though the repository may still link them; GC
+    /// removes such links later.
+    async fn release(tx: &mut sqlx::Transaction<'_, Db>, project_id: i64, digests: &[String], unless_linked: bool) -> CoreResult<()> {
+        let sql = format!(
+            "DELETE FROM project_blobs WHERE project_id = $1 AND digest = $2
+               AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.project_id = $1 AND a.digest = $2)
+               AND NOT EXISTS (SELECT 1 FROM artifact_blobs ab JOIN artifacts a ON a.id = ab.artifact_id
+                               WHERE ab.digest = $2 AND a.project_id = $1){}
+             RETURNING size",
+            if unless_linked {
+                " AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.project_id = $1 AND rb.digest = $2)"
+            } else {
+                ""
+            }
+        );
+        let mut digests: Vec<&String> = digests.iter().collect();
+        digests.sort();
+        digests.dedup();
+        let mut freed = 0i64;
+        for d in digests {
+            let row: Option<(i64,)> = sqlx::query_as(&sql)
+                .bind(project_id)
+                .bind(d)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db)?;
+            freed += row.map(|r| r.0).unwrap_or(0);
+        }
+        if freed > 0 {
+            sqlx::query("UPDATE projects SET storage_used = storage_used - $1 WHERE id = $2")
+                .bind(freed)
+                .bind(project_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
     async fn delete_artifacts_deep(
         tx: &mut sqlx::Transaction<'_, Db>,
         repository_id: i64,
@@ -343,8 +449,15 @@ impl Store {
             }
         }
         let mut deleted = DeletedArtifacts::default();
+        let mut freed: Vec<String> = Vec::new();
         // Parents first, so that child references are gone before children.
         for id in &set {
+            let blobs: Vec<(String,)> = sqlx::query_as("SELECT digest FROM artifact_blobs WHERE artifact_id = $1")
+                .bind(*id)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db)?;
+            freed.extend(blobs.into_iter().map(|b| b.0));
             let digest: (String,) = sqlx::query_as("SELECT digest FROM artifacts WHERE id = $1")
                 .bind(*id)
                 .fetch_one(&mut **tx)
@@ -363,6 +476,7 @@ impl Store {
             deleted
                 .artifacts
                 .push((parse_digest(&digest.0)?, tags.into_iter().map(|t| t.0).collect()));
+            freed.push(digest.0);
         }
         for id in &set {
             sqlx::query("DELETE FROM artifacts WHERE id = $1")
@@ -371,6 +485,12 @@ impl Store {
                 .await
                 .map_err(db)?;
         }
+        let (project_id,): (i64,) = sqlx::query_as("SELECT project_id FROM repositories WHERE id = $1")
+            .bind(repository_id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db)?;
+        Self::release(tx, project_id, &freed, false).await?;
         Ok(deleted)
     }
 }
@@ -555,6 +675,8 @@ impl ProjectStore for Store {
                 ProjectSortField::Name => "p.name",
                 ProjectSortField::CreationTime => "p.creation_time",
                 ProjectSortField::UpdateTime => "p.update_time",
+                ProjectSortField::StorageLimit => "p.storage_limit",
+                ProjectSortField::StorageUsed => "p.storage_used",
             },
             "p.name ASC",
         );
@@ -578,6 +700,17 @@ impl ProjectStore for Store {
         Ok(())
     }
 
+    async fn set_storage_limit(&self, id: ProjectId, limit: i64, now: Millis) -> CoreResult<bool> {
+        let r = sqlx::query("UPDATE projects SET storage_limit = $1, update_time = $2 WHERE id = $3")
+            .bind(limit)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
     async fn delete_project(&self, id: ProjectId) -> CoreResult<Vec<Upload>> {
         let mut conn = self.durable().await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
@@ -599,6 +732,7 @@ impl ProjectStore for Store {
         for stmt in [
             "DELETE FROM uploads WHERE project_id = $1",
             "DELETE FROM repository_blobs WHERE project_id = $1",
+            "DELETE FROM project_blobs WHERE project_id = $1",
             "DELETE FROM project_members WHERE project_id = $1",
             "DELETE FROM projects WHERE id = $1",
         ] {
@@ -625,10 +759,7 @@ impl ProjectStore for Store {
                 .fetch_all(self.reader())
                 .await
                 .map_err(db)?;
-        let used: (i64,) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) FROM blobs b
-             WHERE b.digest IN (SELECT rb.digest FROM repository_blobs rb WHERE rb.project_id = $1)",
-        )
+        let used: (i64,) = sqlx::query_as("SELECT CAST(COALESCE((SELECT storage_used FROM projects WHERE id = $1), 0) AS BIGINT)")
         .bind(id)
         .fetch_one(self.reader())
         .await
@@ -719,11 +850,16 @@ impl ProjectStore for Store {
             .await
             .map_err(db)?;
         let deleted = Self::delete_artifacts_deep(&mut tx, id, ids.into_iter().map(|r| r.0).collect(), false).await?;
-        sqlx::query("DELETE FROM repository_blobs WHERE repository = $1")
-            .bind(&name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let links: Vec<(String, i64)> =
+            sqlx::query_as("DELETE FROM repository_blobs WHERE repository = $1 RETURNING digest, project_id")
+                .bind(&name)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+        if let Some((_, project_id)) = links.first() {
+            let digests: Vec<String> = links.iter().map(|l| l.0.clone()).collect();
+            Self::release(&mut tx, *project_id, &digests, true).await?;
+        }
         sqlx::query("DELETE FROM uploads WHERE repository = $1")
             .bind(&name)
             .execute(&mut *tx)
@@ -899,7 +1035,7 @@ impl RegistryStore for Store {
         size: u64,
         upload_id: Option<&str>,
         now: Millis,
-    ) -> CoreResult<()> {
+    ) -> CoreResult<QuotaCharge> {
         let mut conn = self.durable().await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         sqlx::query(
@@ -912,17 +1048,22 @@ impl RegistryStore for Store {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (repository, digest) DO NOTHING",
-        )
-        .bind(repository.as_str())
-        .bind(digest.as_str())
-        .bind(project_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        // Over quota, the blob row still commits (unlinked, so GC reclaims
+        // the stored bytes) and the session ends; the link does not.
+        let charge = Self::charge(&mut tx, project_id, &[(digest.as_str().to_owned(), size as i64)], now).await;
+        if charge.is_ok() {
+            sqlx::query(
+                "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (repository, digest) DO NOTHING",
+            )
+            .bind(repository.as_str())
+            .bind(digest.as_str())
+            .bind(project_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
         if let Some(id) = upload_id {
             sqlx::query("DELETE FROM uploads WHERE id = $1")
                 .bind(id)
@@ -931,7 +1072,7 @@ impl RegistryStore for Store {
                 .map_err(db)?;
         }
         tx.commit().await.map_err(db)?;
-        Ok(())
+        charge
     }
 
     async fn mount_blob(
@@ -941,7 +1082,7 @@ impl RegistryStore for Store {
         from: &RepoName,
         digest: &Digest,
         now: Millis,
-    ) -> CoreResult<Option<BlobInfo>> {
+    ) -> CoreResult<Option<(BlobInfo, QuotaCharge)>> {
         let mut conn = self.durable().await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         let row: Option<(i64,)> = sqlx::query_as(
@@ -958,6 +1099,7 @@ impl RegistryStore for Store {
         let Some((size,)) = row else {
             return Ok(None);
         };
+        let charge = Self::charge(&mut tx, project_id, &[(digest.as_str().to_owned(), size)], now).await?;
         sqlx::query(
             "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
              ON CONFLICT (repository, digest) DO NOTHING",
@@ -970,17 +1112,25 @@ impl RegistryStore for Store {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(Some(BlobInfo { size: size as u64 }))
+        Ok(Some((BlobInfo { size: size as u64 }, charge)))
     }
 
     async fn unlink_blob(&self, repository: &RepoName, digest: &Digest) -> CoreResult<bool> {
-        let r = sqlx::query("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2")
-            .bind(repository.as_str())
-            .bind(digest.as_str())
-            .execute(&mut *self.durable().await?)
-            .await
-            .map_err(db)?;
-        Ok(r.rows_affected() > 0)
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2 RETURNING project_id")
+                .bind(repository.as_str())
+                .bind(digest.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        let Some((project_id,)) = row else {
+            return Ok(false);
+        };
+        Self::release(&mut tx, project_id, &[digest.as_str().to_owned()], true).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
     }
 
     async fn create_upload(&self, upload: &Upload) -> CoreResult<()> {
@@ -1126,6 +1276,7 @@ impl RegistryStore for Store {
         // being swept. Touching it here (a row lock on PostgreSQL) keeps GC
         // from sweeping it until this transaction is over.
         let mut size: i64 = a.body.len() as i64 + a.foreign_size;
+        let mut counted: Vec<(String, i64)> = vec![(a.digest.as_str().to_owned(), a.body.len() as i64)];
         for d in &a.blobs {
             let row: Option<(i64,)> = sqlx::query_as(
                 "UPDATE blobs SET status = 'none', update_time = $1 WHERE digest = $2 AND status <> 'deleting'
@@ -1139,7 +1290,10 @@ impl RegistryStore for Store {
             .await
             .map_err(db)?;
             match row {
-                Some((s,)) => size += s,
+                Some((s,)) => {
+                    size += s;
+                    counted.push((d.as_str().to_owned(), s));
+                }
                 None => return Err(CoreError::ManifestBlobUnknown(d.clone())),
             }
         }
@@ -1180,6 +1334,7 @@ impl RegistryStore for Store {
                 None => return Err(CoreError::ManifestBlobUnknown(c.digest.clone())),
             }
         }
+        let charge = Self::charge(&mut tx, a.project_id, &counted, now).await?;
         sqlx::query(
             "INSERT INTO manifests (digest, media_type, body, creation_time) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING",
         )
@@ -1307,6 +1462,7 @@ impl RegistryStore for Store {
         tx.commit().await.map_err(db)?;
         Ok(PutManifestOutcome {
             artifact_id,
+            charge,
             created,
             moved_tags,
         })

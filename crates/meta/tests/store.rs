@@ -334,8 +334,10 @@ async fn blobs_links_and_mounts(store: Arc<dyn MetaStore>) {
         store
             .mount_blob(q.id, &repo("q/x"), &repo("p/a"), &d, 5)
             .await
-            .unwrap(),
-        Some(BlobInfo { size: 42 })
+            .unwrap()
+            .map(|(info, charge)| (info, charge.added)),
+        Some((BlobInfo { size: 42 }, 42)),
+        "a blob new to the project is counted against its quota"
     );
     assert!(store.linked_blob(&repo("q/x"), &d).await.unwrap().is_some());
     // committing again is idempotent
@@ -815,7 +817,11 @@ async fn artifacts_listing(store: Arc<dyn MetaStore>) {
     let summary = store.project_summary(p.id).await.unwrap();
     assert_eq!(summary.repo_count, 1);
     assert_eq!(summary.artifact_count, 3);
-    assert_eq!(summary.storage_used, 1);
+    assert_eq!(
+        summary.storage_used,
+        1 + (tagged.body.len() + untagged.body.len() + sig.body.len()) as i64,
+        "the blob once, and each manifest"
+    );
     assert_eq!(summary.member_counts.get(&Role::ProjectAdmin), Some(&1));
     let (repos, total) = store
         .list_repositories(

@@ -99,6 +99,7 @@ pub fn code_of(e: &CoreError) -> HarborCode {
         CoreError::Unauthenticated => HarborCode::Unauthorized,
         CoreError::Denied(_) => HarborCode::Forbidden,
         CoreError::Precondition(_) => HarborCode::Precondition,
+        CoreError::QuotaExceeded { .. } => HarborCode::Denied,
         CoreError::Busy(_) => HarborCode::TooManyRequest,
         CoreError::Internal(_) => HarborCode::Unknown,
     }

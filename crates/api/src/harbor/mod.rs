@@ -7,6 +7,7 @@ pub mod error;
 pub mod models;
 mod projects;
 pub mod query;
+mod quotas;
 mod repositories;
 mod system;
 
@@ -70,6 +71,8 @@ pub fn router(state: AppState) -> Router {
             "/projects/{project}/repositories/{repository}/artifacts/{reference}/tags/{tag}",
             axum::routing::delete(repositories::delete_tag),
         )
+        .route("/quotas", get(quotas::list))
+        .route("/quotas/{id}", get(quotas::get).put(quotas::update))
         .route("/systeminfo", get(system::systeminfo))
         .route("/users", get(accounts::list_users).post(accounts::create_user))
         .route("/users/current", get(accounts::current_user))

@@ -47,6 +47,7 @@ pub fn code_of(e: &CoreError) -> ErrorCode {
         CoreError::Denied(_) => ErrorCode::Denied,
         CoreError::Conflict(_) => ErrorCode::Conflict,
         CoreError::Precondition(_) => ErrorCode::Precondition,
+        CoreError::QuotaExceeded { .. } => ErrorCode::Denied,
         CoreError::Busy(_) => ErrorCode::Unavailable,
         CoreError::Internal(_) => ErrorCode::Unknown,
     }

@@ -12,6 +12,7 @@ mod durability;
 mod harbor_api;
 mod jobs;
 mod portal;
+mod quotas;
 mod rbac;
 mod security;
 

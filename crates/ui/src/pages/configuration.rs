@@ -147,6 +147,7 @@ mod tests {
             ]),
             registry_id: None,
             storage_limit: -1,
+            storage_used: 0,
             creation_time: 0,
             update_time: 0,
             repo_count: 0,

@@ -87,20 +87,12 @@ async fn list(
         .await?;
     let mut rows = Vec::with_capacity(projects.len());
     for p in &projects {
-        let used = match s
-            .catalog
-            .project_summary(&viewer.subject, &ProjectKey::Id(p.id))
-            .await
-        {
-            Ok((_, sum)) => sum.storage_used,
-            Err(_) => 0,
-        };
         rows.push(ProjectRow {
             name: p.name.clone(),
             public: p.public,
             role: highest_role(&viewer, p.id),
             repo_count: p.repo_count,
-            quota: Quota::new(used, p.storage_limit),
+            quota: Quota::new(p.storage_used, p.storage_limit),
             creation: crate::view::time(Some(p.creation_time)),
         });
     }

@@ -1,0 +1,340 @@
+//! Storage quotas: usage counted once per project, enforced on upload
+//! completion, mount and manifest push with Harbor's 403 message, freed by
+//! deletes, changed through `/quotas`, and never overrun by parallel pushes.
+
+use berth_oci::Digest;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+async fn create_limited(s: &Server, name: &str, limit: i64) -> i64 {
+    let res = s
+        .admin(Method::POST, "/api/v2.0/projects")
+        .json(&json!({ "project_name": name, "storage_limit": limit }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "{}",
+        res.text().await.unwrap()
+    );
+    s.get_json(&format!("/api/v2.0/projects/{name}")).await["project_id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn quota(s: &Server, id: i64) -> Value {
+    s.get_json(&format!("/api/v2.0/quotas/{id}")).await
+}
+
+async fn used(s: &Server, id: i64) -> i64 {
+    quota(s, id).await["used"]["storage"].as_i64().unwrap()
+}
+
+/// POST + PUT of one blob; the PUT's response.
+async fn upload(s: &Server, repo: &str, data: &[u8]) -> reqwest::Response {
+    let res = s
+        .admin(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let loc = location(&res);
+    s.admin(
+        Method::PUT,
+        &with_query(&loc, &format!("digest={}", Digest::sha256(data))),
+    )
+    .header("content-type", "application/octet-stream")
+    .body(data.to_vec())
+    .send()
+    .await
+    .unwrap()
+}
+
+async fn denied_message(res: reqwest::Response) -> String {
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["errors"][0]["code"], "DENIED", "{v}");
+    v["errors"][0]["message"].as_str().unwrap().to_owned()
+}
+
+fn manifest(config: (&Digest, usize), layers: &[(&Digest, usize)]) -> Vec<u8> {
+    json!({
+        "schemaVersion": 2,
+        "mediaType": berth_oci::media::OCI_MANIFEST,
+        "config": { "mediaType": berth_oci::media::OCI_CONFIG, "digest": config.0.as_str(), "size": config.1 },
+        "layers": layers.iter().map(|(d, n)| json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.as_str(), "size": n
+        })).collect::<Vec<_>>(),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+async fn enforced_and_counted_once(s: &Server) {
+    let id = create_limited(s, "q", 10_000).await;
+    let q = quota(s, id).await;
+    assert_eq!(q["hard"]["storage"], 10_000);
+    assert_eq!(q["used"]["storage"], 0);
+    assert_eq!(q["ref"]["name"], "q");
+    assert_eq!(q["id"], id);
+
+    // 6000 bytes fit; the same blob in a second repository of the project
+    // is not counted again, by upload or by mount.
+    let a = random_bytes(6000);
+    assert_eq!(upload(s, "q/one", &a).await.status(), StatusCode::CREATED);
+    assert_eq!(used(s, id).await, 6000);
+    assert_eq!(upload(s, "q/two", &a).await.status(), StatusCode::CREATED);
+    let da = Digest::sha256(&a);
+    let res = s
+        .admin(
+            Method::POST,
+            &format!("/v2/q/three/blobs/uploads/?mount={da}&from=q/one"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(used(s, id).await, 6000);
+
+    // Another 6000 would pass the limit: Harbor's 403 and message; the
+    // blob is not linked.
+    let b = random_bytes(6000);
+    let msg = denied_message(upload(s, "q/one", &b).await).await;
+    assert_eq!(
+        msg,
+        "adding 5.9 KiB of storage resource, which when updated to current usage of 5.9 KiB will exceed the configured upper limit of 9.8 KiB."
+    );
+    let db = Digest::sha256(&b);
+    let head = s
+        .admin(Method::HEAD, &format!("/v2/q/one/blobs/{db}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    assert_eq!(used(s, id).await, 6000);
+
+    // The same blob pushed to another project counts there, not here.
+    create_limited(s, "q2", -1).await;
+    assert_eq!(upload(s, "q2/x", &b).await.status(), StatusCode::CREATED);
+    // ... and mounting it here is refused by this project's quota.
+    let res = s
+        .admin(
+            Method::POST,
+            &format!("/v2/q/one/blobs/uploads/?mount={db}&from=q2/x"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(denied_message(res).await.starts_with("adding 5.9 KiB"));
+
+    // A manifest counts its own bytes.
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    assert_eq!(
+        upload(s, "q/one", config).await.status(),
+        StatusCode::CREATED
+    );
+    let dc = Digest::sha256(config);
+    let body = manifest((&dc, config.len()), &[(&da, a.len())]);
+    let res = s
+        .put_manifest("q/one", "v1", berth_oci::media::OCI_MANIFEST, &body)
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let expected = (a.len() + config.len() + body.len()) as i64;
+    assert_eq!(used(s, id).await, expected);
+    let summary = s.get_json("/api/v2.0/projects/q/summary").await;
+    assert_eq!(summary["quota"]["used"]["storage"], expected);
+
+    // A manifest whose bytes no longer fit is refused as a whole.
+    s.admin(Method::PUT, &format!("/api/v2.0/quotas/{id}"))
+        .json(&json!({ "hard": { "storage": expected } }))
+        .send()
+        .await
+        .unwrap();
+    let body2 = manifest((&dc, config.len()), &[(&da, a.len()), (&da, a.len())]);
+    let res = s
+        .put_manifest("q/one", "v2", berth_oci::media::OCI_MANIFEST, &body2)
+        .await;
+    assert!(denied_message(res)
+        .await
+        .contains("will exceed the configured upper limit"));
+    let res = s
+        .admin(Method::GET, "/v2/q/one/manifests/v2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // Deleting the artifact frees what only it used: the manifest, and the
+    // blobs no other artifact of the project references.
+    let md = Digest::sha256(&body);
+    let res = s
+        .admin(Method::DELETE, &format!("/v2/q/one/manifests/{md}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert_eq!(used(s, id).await, 0);
+
+    // The quota events were recorded in the audit log (written in batches).
+    let mut logs = vec![];
+    for _ in 0..50 {
+        logs = s
+            .get_json("/api/v2.0/auditlog-exts?q=operation%3Dexceed&page_size=50")
+            .await
+            .as_array()
+            .unwrap()
+            .clone();
+        if logs.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    assert!(logs.iter().all(|l| l["resource_type"] == "quota"));
+    assert!(logs.iter().all(|l| l["operation_result"] == false));
+    assert!(logs.iter().all(|l| l["operation_description"]
+        .as_str()
+        .unwrap()
+        .contains("will exceed the configured upper limit")));
+}
+
+async fn quota_api(s: &Server) {
+    let id = create_limited(s, "qa", 1 << 30).await;
+    create_limited(s, "qb", -1).await;
+    // System admins list every quota, sorted as asked.
+    let res = s
+        .admin(
+            Method::GET,
+            "/api/v2.0/quotas?sort=-hard.storage&page_size=100",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        header(&res, "x-total-count")
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            >= 3
+    );
+    let all: Vec<Value> = res.json().await.unwrap();
+    assert_eq!(all[0]["ref"]["name"], "qa");
+    let one = s
+        .get_json(&format!(
+            "/api/v2.0/quotas?reference=project&reference_id={id}"
+        ))
+        .await;
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one[0]["hard"]["storage"], 1 << 30);
+
+    // A member reads its project's quota, but cannot list all or change one.
+    s.create_user("qdev", "Qdev-12345").await;
+    s.add_member("qa", "qdev", 2).await;
+    let dev = |m: Method, p: &str| s.basic("qdev", "Qdev-12345", m, p);
+    let res = dev(Method::GET, &format!("/api/v2.0/quotas/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = dev(Method::GET, "/api/v2.0/quotas").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = dev(Method::PUT, &format!("/api/v2.0/quotas/{id}"))
+        .json(&json!({ "hard": { "storage": -1 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let qb = s.get_json("/api/v2.0/projects/qb").await["project_id"]
+        .as_i64()
+        .unwrap();
+    let res = dev(Method::GET, &format!("/api/v2.0/quotas/{qb}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // Bad input: 400 with Harbor's envelope; unknown quota: 404.
+    for bad in [
+        json!({ "hard": { "storage": 0 } }),
+        json!({ "hard": { "count": 5 } }),
+        json!({ "hard": { "storage": "x" } }),
+        json!({}),
+    ] {
+        let res = s
+            .admin(Method::PUT, &format!("/api/v2.0/quotas/{id}"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["errors"][0]["code"], "BAD_REQUEST");
+    }
+    let res = s
+        .admin(Method::GET, "/api/v2.0/quotas/999999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    let res = s
+        .admin(Method::PUT, &format!("/api/v2.0/quotas/{id}"))
+        .json(&json!({ "hard": { "storage": 2048 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(quota(s, id).await["hard"]["storage"], 2048);
+}
+
+/// Many clients push distinct blobs at once into a project with room for
+/// only some: exactly as many succeed as fit, and usage never passes the
+/// limit.
+async fn parallel_pushes_never_overrun(s: &Server) {
+    const SIZE: usize = 20_000;
+    const FIT: i64 = 7;
+    let id = create_limited(s, "race", FIT * SIZE as i64 + SIZE as i64 / 2).await;
+    let statuses = futures::future::join_all((0..24).map(|i| async move {
+        upload(s, &format!("race/r{}", i % 3), &random_bytes(SIZE))
+            .await
+            .status()
+    }))
+    .await;
+    let mut created = 0;
+    let mut denied = 0;
+    for status in statuses {
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::FORBIDDEN => denied += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(created, FIT, "exactly the blobs that fit were accepted");
+    assert_eq!(denied, 24 - FIT);
+    assert_eq!(used(s, id).await, FIT * SIZE as i64);
+    // Crossing 85 % raised one QUOTA_WARNING, recorded in the audit log.
+    let mut warnings = 0;
+    for _ in 0..50 {
+        let logs = s
+            .get_json("/api/v2.0/projects/race/auditlog-exts?q=operation%3Dwarning")
+            .await;
+        warnings = logs.as_array().unwrap().len();
+        if warnings > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(warnings, 1);
+}
+
+crate::on_backends!(
+    enforced_and_counted_once,
+    quota_api,
+    parallel_pushes_never_overrun
+);
