@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use berth_core::audit::Audit;
 use berth_core::catalog::Catalog;
+use berth_core::gc::Gc;
 use berth_core::identity::Identity;
 use berth_core::members::Members;
 use berth_core::quotas::Quotas;
@@ -73,6 +74,7 @@ pub struct AppState {
     pub robots: Arc<Robots>,
     pub audit: Arc<Audit>,
     pub quotas: Arc<Quotas>,
+    pub gc: Arc<Gc>,
     pub config: Arc<Settings>,
     pub settings: Arc<ApiSettings>,
 }

@@ -48,6 +48,9 @@ pub struct Config {
     pub upload_purge_age: std::time::Duration,
     /// How often the purge runs (default daily); zero turns it off.
     pub upload_purge_interval: std::time::Duration,
+    /// Garbage collection keeps blobs and untagged artifacts used within
+    /// this window (Harbor's `GC_TIME_WINDOW_HOURS`, default 2 hours).
+    pub gc_time_window: std::time::Duration,
 }
 
 /// The file's shape; every key optional.
@@ -69,6 +72,8 @@ struct FileConfig {
     upload_purge_age: Option<u64>,
     /// Seconds.
     upload_purge_interval: Option<u64>,
+    /// Seconds.
+    gc_time_window: Option<u64>,
 }
 
 /// Environment variables and the file key each one sets.
@@ -87,6 +92,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("BERTH_TOKEN_KEY_FILE", "token_key_file"),
     ("BERTH_UPLOAD_PURGE_AGE", "upload_purge_age"),
     ("BERTH_UPLOAD_PURGE_INTERVAL", "upload_purge_interval"),
+    ("BERTH_GC_TIME_WINDOW", "gc_time_window"),
 ];
 
 fn read_secret_file(path: &Path) -> Result<String, String> {
@@ -139,6 +145,12 @@ impl Config {
                 }
                 "upload_purge_interval" => {
                     fc.upload_purge_interval = Some(
+                        v.parse()
+                            .map_err(|_| format!("{name} must be a number of seconds"))?,
+                    )
+                }
+                "gc_time_window" => {
+                    fc.gc_time_window = Some(
                         v.parse()
                             .map_err(|_| format!("{name} must be a number of seconds"))?,
                     )
@@ -217,6 +229,10 @@ impl Config {
             upload_purge_age: std::time::Duration::from_secs(
                 fc.upload_purge_age.unwrap_or(7 * 86_400),
             ),
+            gc_time_window: fc
+                .gc_time_window
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(berth_core::gc::DEFAULT_TIME_WINDOW),
             upload_purge_interval: std::time::Duration::from_secs(
                 fc.upload_purge_interval.unwrap_or(86_400),
             ),

@@ -169,6 +169,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         events.clone(),
         RegistryConfig {
             max_manifest_bytes: cfg.max_manifest_bytes,
+            blob_touch_after: cfg.gc_time_window / 2,
             ..RegistryConfig::default()
         },
     ));
@@ -187,6 +188,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let gc = Arc::new(berth_core::gc::Gc::new(meta.clone(), cfg.gc_time_window));
     let state = AppState {
         registry,
         catalog,
@@ -199,6 +201,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
             meta.clone(),
             events.clone(),
         )),
+        gc: gc.clone(),
         config: settings.clone(),
         settings: Arc::new(ApiSettings {
             external_url: cfg.external_url.clone(),
@@ -226,16 +229,29 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
     let worker_name = format!("{}:{}", hostname(), std::process::id());
     let worker = berth_core::jobs::Worker::new(
         meta.clone(),
-        vec![Arc::new(berth_core::purge::UploadPurge::new(
-            meta.clone(),
-            blobs.clone(),
-        ))],
+        vec![
+            Arc::new(berth_core::purge::UploadPurge::new(
+                meta.clone(),
+                blobs.clone(),
+            )),
+            Arc::new(berth_core::gc::GarbageCollector::new(
+                meta.clone(),
+                blobs.clone(),
+                events.clone(),
+            )),
+        ],
         worker_name,
     );
     let mut worker_stop = stop_rx.clone();
     let worker = tokio::spawn(worker.run(async move {
         let _ = worker_stop.changed().await;
     }));
+    let scheduler = tokio::spawn(berth_core::schedule::run_scheduler(
+        meta.clone(),
+        vec![gc as Arc<dyn berth_core::schedule::Scheduled>],
+        std::time::Duration::from_secs(1),
+        stop_rx.clone(),
+    ));
     let purge_schedule = (!cfg.upload_purge_interval.is_zero()).then(|| {
         tokio::spawn(berth_core::purge::run_upload_purge_schedule(
             berth_core::jobs::Jobs::new(meta.clone()),
@@ -262,6 +278,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
     let _ = recorder.await;
     let _ = auditor.await;
     let _ = worker.await;
+    let _ = scheduler.await;
     if let Some(s) = purge_schedule {
         let _ = s.await;
     }

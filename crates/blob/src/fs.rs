@@ -182,12 +182,32 @@ impl BlobStore for FsBlobStore {
         let path = self.blob_path(digest);
         // Parent directories are left in place: removing one could race
         // with a commit that has just created it.
-        blocking(move || match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error("remove", &path, e)),
-        })
-        .await
+        blocking(move || remove_blob_file(&path)).await
+    }
+
+    /// Unlinks in `parallel` blocking threads, each taking a share.
+    async fn delete_many(&self, digests: &[Digest], parallel: usize) -> CoreResult<()> {
+        let paths: Vec<PathBuf> = digests.iter().map(|d| self.blob_path(d)).collect();
+        let share = paths.len().div_ceil(parallel.max(1)).max(1);
+        let jobs: Vec<_> = paths
+            .chunks(share)
+            .map(|c| {
+                let c = c.to_vec();
+                blocking(move || c.iter().try_for_each(|p| remove_blob_file(p)))
+            })
+            .collect();
+        for r in futures::future::join_all(jobs).await {
+            r?;
+        }
+        Ok(())
+    }
+}
+
+fn remove_blob_file(path: &Path) -> CoreResult<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("remove", path, e)),
     }
 }
 

@@ -223,6 +223,15 @@ pub struct DeletedArtifacts {
     pub artifacts: Vec<(Digest, Vec<String>)>,
 }
 
+/// A blob as linked to one repository: its size, GC state, and when it was
+/// last used (uploaded, mounted, referenced, or refreshed by a pull).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkedBlob {
+    pub size: u64,
+    pub status: BlobStatus,
+    pub used: Millis,
+}
+
 /// The GC state of a blob (see `docs/architecture.md`, "Blob states").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobStatus {
@@ -519,6 +528,23 @@ pub struct NewExecution {
     pub trigger: String,
     pub extra_attrs: String,
     pub tasks: Vec<String>,
+}
+
+/// A cron schedule of background work (see `core::schedule`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    pub id: i64,
+    pub vendor_type: String,
+    pub vendor_id: i64,
+    /// Harbor's schedule type: `Hourly`, `Daily`, `Weekly` or `Custom`.
+    pub kind: String,
+    /// Harbor's 6-field cron (seconds first).
+    pub cron: String,
+    /// JSON object handed to the run (GC's parameters, …).
+    pub params: String,
+    pub next_run: Millis,
+    pub creation_time: Millis,
+    pub update_time: Millis,
 }
 
 /// What a worker learns when it reports progress.

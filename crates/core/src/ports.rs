@@ -70,6 +70,21 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Removes the blob. Idempotent.
     async fn delete(&self, digest: &Digest) -> CoreResult<()>;
+
+    /// Removes many blobs, `parallel` at a time (S3 sends batched deletes).
+    /// Idempotent; on error some may be gone and some not.
+    async fn delete_many(&self, digests: &[Digest], parallel: usize) -> CoreResult<()> {
+        for chunk in digests.chunks(parallel.max(1)) {
+            let mut pending = Vec::with_capacity(chunk.len());
+            for d in chunk {
+                pending.push(self.delete(d));
+            }
+            for r in futures::future::join_all(pending).await {
+                r?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Appends the chunks of one request to an upload.
@@ -239,6 +254,18 @@ pub trait JobStore: Send + Sync {
     async fn append_task_log(&self, id: i64, now: Millis, lines: &[String]) -> CoreResult<()>;
     /// A task's log lines, oldest first.
     async fn task_log(&self, id: i64) -> CoreResult<Vec<(Millis, String)>>;
+
+    /// The schedule of one kind of work for one vendor, if any.
+    async fn schedule(&self, vendor_type: &str, vendor_id: i64) -> CoreResult<Option<Schedule>>;
+    /// Creates or replaces it (by vendor type and id).
+    async fn put_schedule(&self, schedule: &Schedule) -> CoreResult<Schedule>;
+    async fn delete_schedule(&self, vendor_type: &str, vendor_id: i64) -> CoreResult<bool>;
+    /// Schedules whose next run is at or before `now`.
+    async fn due_schedules(&self, now: Millis) -> CoreResult<Vec<Schedule>>;
+    /// Moves a schedule's next run from `from` to `to`; `false` when it was
+    /// not at `from` any more (another node fired it, or it changed), so
+    /// each run fires once.
+    async fn advance_schedule(&self, id: i64, from: Millis, to: Millis) -> CoreResult<bool>;
 }
 
 /// Harbor's management model: projects, repositories, artifacts as lists.
@@ -310,12 +337,12 @@ pub trait ProjectStore: Send + Sync {
 /// manifests, tags, referrers.
 #[async_trait]
 pub trait RegistryStore: Send + Sync {
-    /// The blob and its GC status if it is linked to `repository`.
+    /// The blob, its GC status and last use if it is linked to `repository`.
     async fn linked_blob(
         &self,
         repository: &RepoName,
         digest: &Digest,
-    ) -> CoreResult<Option<(BlobInfo, BlobStatus)>>;
+    ) -> CoreResult<Option<LinkedBlob>>;
 
     /// Declares an intent to use blob `digest`: clears a GC mark and
     /// refreshes its time so GC leaves it alone. Reports whether it exists.
@@ -443,12 +470,55 @@ pub trait RegistryStore: Send + Sync {
     async fn record_pulls(&self, pulls: &[PullRecord]) -> CoreResult<()>;
 }
 
+/// An untagged artifact that garbage collection may delete.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UntaggedArtifact {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub repository: RepoName,
+    pub digest: Digest,
+    pub size: i64,
+}
+
+/// Garbage collection's view of blobs (see `docs/architecture.md`, "Blob
+/// states"). A blob is unreferenced when no artifact references it; GC
+/// marks unreferenced blobs older than its time window (`delete`), claims
+/// marked ones that are still unreferenced for sweeping (`deleting`),
+/// deletes their bytes, then their rows.
+#[async_trait]
+pub trait GcStore: Send + Sync {
+    /// Untagged artifacts pushed before `before`, by id after `after_id`:
+    /// neither a child of an index nor an accessory of an artifact that is
+    /// still there (those go with their parent or subject).
+    async fn untagged_artifacts(
+        &self,
+        before: Millis,
+        after_id: i64,
+        limit: i64,
+    ) -> CoreResult<Vec<UntaggedArtifact>>;
+    /// What marking would mark now: (blobs, bytes).
+    async fn unreferenced_blobs(&self, before: Millis) -> CoreResult<(i64, i64)>;
+    /// Marks unreferenced blobs not used since `before`: (blobs, bytes).
+    async fn mark_blobs(&self, before: Millis) -> CoreResult<(i64, i64)>;
+    /// Moves up to `limit` marked, still unreferenced blobs to `deleting`
+    /// and returns them with their sizes.
+    async fn claim_sweep(&self, limit: i64) -> CoreResult<Vec<(Digest, i64)>>;
+    /// Blobs left in `deleting` (a sweep that did not finish).
+    async fn deleting_blobs(&self, limit: i64) -> CoreResult<Vec<(Digest, i64)>>;
+    /// Removes swept blobs' rows: the blob, its repository links and its
+    /// quota entries (usage falls accordingly).
+    async fn finish_sweep(&self, digests: &[Digest]) -> CoreResult<()>;
+    /// Clears every remaining mark (the end of a run).
+    async fn unmark_blobs(&self) -> CoreResult<i64>;
+}
+
 /// The whole metadata store.
 pub trait MetaStore:
     UserStore
     + AccountStore
     + ProjectStore
     + RegistryStore
+    + GcStore
     + SystemStore
     + JobStore
     + Send

@@ -30,6 +30,10 @@ pub struct RegistryConfig {
     pub node_id: String,
     /// How long an upload lease lasts without renewal.
     pub upload_lease: Duration,
+    /// A pull or HEAD of a blob unused for this long refreshes its time;
+    /// half of GC's time window, so that a blob a client was just told
+    /// about is never old enough to be marked.
+    pub blob_touch_after: Duration,
 }
 
 impl Default for RegistryConfig {
@@ -38,6 +42,7 @@ impl Default for RegistryConfig {
             max_manifest_bytes: 4 * 1024 * 1024,
             node_id: uuid::Uuid::new_v4().to_string(),
             upload_lease: Duration::from_secs(30),
+            blob_touch_after: crate::gc::DEFAULT_TIME_WINDOW / 2,
         }
     }
 }
@@ -187,15 +192,27 @@ impl Registry {
         digest: &Digest,
     ) -> CoreResult<BlobHandle> {
         let (_, granted) = self.authorize(subject, repo, Action::Pull).await?;
-        let (info, status) = self
+        let blob = self
             .meta
             .linked_blob(repo, digest)
             .await?
             .ok_or_else(|| CoreError::BlobNotFound(digest.clone()))?;
-        match status {
+        // A use refreshes the blob's time when it is old enough for GC to
+        // consider (and clears a mark), so a client that has just been told
+        // the blob exists can still reference it in its manifest: GC only
+        // marks blobs unused for its whole time window.
+        let now = clock::now();
+        let stale =
+            blob.used < now.saturating_sub(self.config.blob_touch_after.as_millis() as Millis);
+        match blob.status {
             BlobStatus::Deleting => return Err(CoreError::BlobNotFound(digest.clone())),
             BlobStatus::Delete => {
-                if self.meta.touch_blob(digest, clock::now()).await? == BlobPresence::Deleting {
+                if self.meta.touch_blob(digest, now).await? == BlobPresence::Deleting {
+                    return Err(CoreError::BlobNotFound(digest.clone()));
+                }
+            }
+            BlobStatus::None if stale => {
+                if self.meta.touch_blob(digest, now).await? == BlobPresence::Deleting {
                     return Err(CoreError::BlobNotFound(digest.clone()));
                 }
             }
@@ -203,7 +220,7 @@ impl Registry {
         }
         Ok(BlobHandle {
             digest: digest.clone(),
-            size: info.size,
+            size: blob.size,
             _granted: granted,
         })
     }
@@ -794,17 +811,17 @@ impl Registry {
         if !media::is_image_config(&config.media_type) || config.size > MAX_CONFIG {
             return Ok(json!({}));
         }
-        let Some((info, status)) = self.meta.linked_blob(repo, &config.digest).await? else {
+        let Some(blob) = self.meta.linked_blob(repo, &config.digest).await? else {
             return Ok(json!({}));
         };
-        if status == BlobStatus::Deleting || info.size as i64 > MAX_CONFIG {
+        if blob.status == BlobStatus::Deleting || blob.size as i64 > MAX_CONFIG {
             return Ok(json!({}));
         }
         let mut stream = match self.blobs.read(&config.digest, None).await {
             Ok(s) => s,
             Err(_) => return Ok(json!({})),
         };
-        let mut buf = Vec::with_capacity(info.size as usize);
+        let mut buf = Vec::with_capacity(blob.size as usize);
         while let Some(chunk) = stream.next().await {
             buf.extend_from_slice(&chunk.map_err(CoreError::internal)?);
         }

@@ -15,8 +15,8 @@ use berth_core::clock::Millis;
 use berth_core::error::CoreResult;
 use berth_core::model::*;
 use berth_core::ports::{
-    AccountStore, BlobPresence, JobStore, MetaStore, ProjectStore, RegistryStore, SystemStore,
-    UserStore,
+    AccountStore, BlobPresence, GcStore, JobStore, MetaStore, ProjectStore, RegistryStore,
+    SystemStore, UntaggedArtifact, UserStore,
 };
 use berth_core::query::{
     ArtifactQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery, UserQuery,
@@ -35,7 +35,7 @@ struct Maps {
     robots_by_id: HashMap<i64, Option<Robot>>,
     projects: HashMap<String, Option<ProjectRef>>,
     manifests: HashMap<String, HashMap<String, Option<ManifestRecord>>>,
-    blobs: HashMap<String, HashMap<String, Option<(BlobInfo, BlobStatus)>>>,
+    blobs: HashMap<String, HashMap<String, Option<LinkedBlob>>>,
     entries: usize,
 }
 
@@ -284,7 +284,7 @@ impl RegistryStore for CachedStore {
         &self,
         repository: &RepoName,
         digest: &Digest,
-    ) -> CoreResult<Option<(BlobInfo, BlobStatus)>> {
+    ) -> CoreResult<Option<LinkedBlob>> {
         if let Some(hit) = self
             .lock()
             .blobs
@@ -297,7 +297,7 @@ impl RegistryStore for CachedStore {
         let value = self.inner.linked_blob(repository, digest).await?;
         // Blobs GC has marked are not cached: their next use must reach the
         // store and clear the mark.
-        if matches!(value, None | Some((_, BlobStatus::None))) {
+        if value.is_none_or(|b| b.status == BlobStatus::None) {
             let mut m = self.lock();
             if self.generation.load(Ordering::SeqCst) == generation {
                 m.blobs
@@ -310,7 +310,11 @@ impl RegistryStore for CachedStore {
         Ok(value)
     }
     async fn touch_blob(&self, digest: &Digest, now: Millis) -> CoreResult<BlobPresence> {
-        self.inner.touch_blob(digest, now).await
+        let r = self.inner.touch_blob(digest, now).await;
+        // The blob's time (and maybe status) changed in every repository
+        // linking it. Touches are rare: once per GC window per blob.
+        self.invalidate(|m| m.blobs.clear());
+        r
     }
     async fn commit_blob(
         &self,
@@ -708,5 +712,63 @@ impl JobStore for CachedStore {
     }
     async fn task_log(&self, id: i64) -> CoreResult<Vec<(Millis, String)>> {
         self.inner.task_log(id).await
+    }
+
+    async fn schedule(&self, vendor_type: &str, vendor_id: i64) -> CoreResult<Option<Schedule>> {
+        self.inner.schedule(vendor_type, vendor_id).await
+    }
+    async fn put_schedule(&self, schedule: &Schedule) -> CoreResult<Schedule> {
+        self.inner.put_schedule(schedule).await
+    }
+    async fn delete_schedule(&self, vendor_type: &str, vendor_id: i64) -> CoreResult<bool> {
+        self.inner.delete_schedule(vendor_type, vendor_id).await
+    }
+    async fn due_schedules(&self, now: Millis) -> CoreResult<Vec<Schedule>> {
+        self.inner.due_schedules(now).await
+    }
+    async fn advance_schedule(&self, id: i64, from: Millis, to: Millis) -> CoreResult<bool> {
+        self.inner.advance_schedule(id, from, to).await
+    }
+}
+
+/// Garbage collection changes blob states and removes links: every step
+/// drops the cached blob links, so the next use of a marked blob reaches
+/// the store and clears its mark.
+#[async_trait]
+impl GcStore for CachedStore {
+    async fn untagged_artifacts(
+        &self,
+        before: Millis,
+        after_id: i64,
+        limit: i64,
+    ) -> CoreResult<Vec<UntaggedArtifact>> {
+        self.inner.untagged_artifacts(before, after_id, limit).await
+    }
+    async fn unreferenced_blobs(&self, before: Millis) -> CoreResult<(i64, i64)> {
+        self.inner.unreferenced_blobs(before).await
+    }
+    async fn mark_blobs(&self, before: Millis) -> CoreResult<(i64, i64)> {
+        self.invalidate(|m| m.blobs.clear());
+        let r = self.inner.mark_blobs(before).await;
+        self.invalidate(|m| m.blobs.clear());
+        r
+    }
+    async fn claim_sweep(&self, limit: i64) -> CoreResult<Vec<(Digest, i64)>> {
+        let r = self.inner.claim_sweep(limit).await;
+        self.invalidate(|m| m.blobs.clear());
+        r
+    }
+    async fn deleting_blobs(&self, limit: i64) -> CoreResult<Vec<(Digest, i64)>> {
+        self.inner.deleting_blobs(limit).await
+    }
+    async fn finish_sweep(&self, digests: &[Digest]) -> CoreResult<()> {
+        let r = self.inner.finish_sweep(digests).await;
+        self.invalidate(|m| m.blobs.clear());
+        r
+    }
+    async fn unmark_blobs(&self) -> CoreResult<i64> {
+        let r = self.inner.unmark_blobs().await;
+        self.invalidate(|m| m.blobs.clear());
+        r
     }
 }

@@ -323,4 +323,105 @@ impl berth_core::ports::JobStore for Store {
             .await
             .map_err(db)
     }
+
+    async fn schedule(&self, vendor_type: &str, vendor_id: i64) -> CoreResult<Option<Schedule>> {
+        self.schedule_impl(vendor_type, vendor_id).await
+    }
+    async fn put_schedule(&self, schedule: &Schedule) -> CoreResult<Schedule> {
+        self.put_schedule_impl(schedule).await
+    }
+    async fn delete_schedule(&self, vendor_type: &str, vendor_id: i64) -> CoreResult<bool> {
+        self.delete_schedule_impl(vendor_type, vendor_id).await
+    }
+    async fn due_schedules(&self, now: Millis) -> CoreResult<Vec<Schedule>> {
+        self.due_schedules_impl(now).await
+    }
+    async fn advance_schedule(&self, id: i64, from: Millis, to: Millis) -> CoreResult<bool> {
+        self.advance_schedule_impl(id, from, to).await
+    }
+}
+
+const SCHEDULE_COLUMNS: &str = "id, vendor_type, vendor_id, kind, cron, params, next_run, creation_time, update_time";
+
+type ScheduleRow = (i64, String, i64, String, String, String, i64, i64, i64);
+
+fn schedule_from(r: ScheduleRow) -> Schedule {
+    Schedule {
+        id: r.0,
+        vendor_type: r.1,
+        vendor_id: r.2,
+        kind: r.3,
+        cron: r.4,
+        params: r.5,
+        next_run: r.6,
+        creation_time: r.7,
+        update_time: r.8,
+    }
+}
+
+impl Store {
+    async fn schedule_impl(&self, vendor_type: &str, vendor_id: i64) -> CoreResult<Option<Schedule>> {
+        let row: Option<ScheduleRow> = sqlx::query_as(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE vendor_type = $1 AND vendor_id = $2"
+        ))
+        .bind(vendor_type)
+        .bind(vendor_id)
+        .fetch_optional(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(row.map(schedule_from))
+    }
+
+    async fn put_schedule_impl(&self, s: &Schedule) -> CoreResult<Schedule> {
+        let row: ScheduleRow = sqlx::query_as(&format!(
+            "INSERT INTO schedules (vendor_type, vendor_id, kind, cron, params, next_run, creation_time, update_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT (vendor_type, vendor_id) DO UPDATE SET kind = excluded.kind, cron = excluded.cron,
+               params = excluded.params, next_run = excluded.next_run, update_time = excluded.update_time
+             RETURNING {SCHEDULE_COLUMNS}"
+        ))
+        .bind(&s.vendor_type)
+        .bind(s.vendor_id)
+        .bind(&s.kind)
+        .bind(&s.cron)
+        .bind(&s.params)
+        .bind(s.next_run)
+        .bind(s.update_time)
+        .fetch_one(&mut *self.durable().await?)
+        .await
+        .map_err(db)?;
+        Ok(schedule_from(row))
+    }
+
+    async fn delete_schedule_impl(&self, vendor_type: &str, vendor_id: i64) -> CoreResult<bool> {
+        let r = sqlx::query("DELETE FROM schedules WHERE vendor_type = $1 AND vendor_id = $2")
+            .bind(vendor_type)
+            .bind(vendor_id)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn due_schedules_impl(&self, now: Millis) -> CoreResult<Vec<Schedule>> {
+        let rows: Vec<ScheduleRow> = sqlx::query_as(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE next_run <= $1 ORDER BY next_run, id"
+        ))
+        .bind(now)
+        .fetch_all(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(rows.into_iter().map(schedule_from).collect())
+    }
+
+    async fn advance_schedule_impl(&self, id: i64, from: Millis, to: Millis) -> CoreResult<bool> {
+        let r = sqlx::query("UPDATE schedules SET next_run = $1 WHERE id = $2 AND next_run = $3")
+            .bind(to)
+            .bind(id)
+            .bind(from)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
 }

@@ -12,7 +12,7 @@ use berth_core::access::{ProjectRef, Role, Visibility};
 use berth_core::clock::Millis;
 use berth_core::error::{CoreError, CoreResult};
 use berth_core::model::*;
-use berth_core::ports::{AccountStore, BlobPresence, MetaStore, ProjectStore, RegistryStore, SystemStore, UserStore};
+use berth_core::ports::{AccountStore, BlobPresence, GcStore, MetaStore, ProjectStore, RegistryStore, SystemStore, UntaggedArtifact, UserStore};
 use berth_core::query::*;
 use berth_oci::{Digest, Platform, Reference, RepoName, Tag};
 use bytes::Bytes;
@@ -991,9 +991,9 @@ impl ProjectStore for Store {
 
 #[async_trait]
 impl RegistryStore for Store {
-    async fn linked_blob(&self, repository: &RepoName, digest: &Digest) -> CoreResult<Option<(BlobInfo, BlobStatus)>> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT b.size, b.status FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+    async fn linked_blob(&self, repository: &RepoName, digest: &Digest) -> CoreResult<Option<LinkedBlob>> {
+        let row: Option<(i64, String, i64)> = sqlx::query_as(
+            "SELECT b.size, b.status, b.update_time FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
              WHERE rb.repository = $1 AND rb.digest = $2",
         )
         .bind(repository.as_str())
@@ -1001,7 +1001,11 @@ impl RegistryStore for Store {
         .fetch_optional(self.reader())
         .await
         .map_err(db)?;
-        Ok(row.map(|(size, status)| (BlobInfo { size: size as u64 }, BlobStatus::parse(&status))))
+        Ok(row.map(|(size, status, used)| LinkedBlob {
+            size: size as u64,
+            status: BlobStatus::parse(&status),
+            used,
+        }))
     }
 
     async fn touch_blob(&self, digest: &Digest, now: Millis) -> CoreResult<BlobPresence> {
@@ -2166,5 +2170,147 @@ impl SystemStore for Store {
         qb.push_bind(page.offset().min(i64::MAX as u64) as i64);
         let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
         Ok((rows.into_iter().map(audit_from).collect(), total.0))
+    }
+}
+
+/// A blob is referenced while some artifact's manifest names it.
+const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = blobs.digest)";
+
+fn push_digests(qb: &mut QueryBuilder<'_, Db>, digests: &[Digest]) {
+    qb.push("(");
+    let mut sep = qb.separated(", ");
+    for d in digests {
+        sep.push_bind(d.as_str().to_owned());
+    }
+    sep.push_unseparated(")");
+}
+
+#[async_trait]
+impl GcStore for Store {
+    async fn untagged_artifacts(&self, before: Millis, after_id: i64, limit: i64) -> CoreResult<Vec<UntaggedArtifact>> {
+        let rows: Vec<(i64, i64, String, String, i64)> = sqlx::query_as(
+            "SELECT a.id, a.project_id, r.name, a.digest, a.size FROM artifacts a JOIN repositories r ON r.id = a.repository_id
+             WHERE a.id > $1 AND a.push_time < $2
+               AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = a.id)
+               AND NOT EXISTS (SELECT 1 FROM artifact_references ar WHERE ar.child_id = a.id)
+               AND (a.subject_digest IS NULL OR NOT EXISTS
+                    (SELECT 1 FROM artifacts s WHERE s.repository_id = a.repository_id AND s.digest = a.subject_digest))
+             ORDER BY a.id LIMIT $3",
+        )
+        .bind(after_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|(id, project_id, repo, digest, size)| {
+                Ok(UntaggedArtifact {
+                    id,
+                    project_id,
+                    repository: RepoName::parse(&repo)
+                        .map_err(|_| CoreError::Internal(format!("corrupt repository name in metadata store: {repo:?}")))?,
+                    digest: parse_digest(&digest)?,
+                    size,
+                })
+            })
+            .collect()
+    }
+
+    async fn unreferenced_blobs(&self, before: Millis) -> CoreResult<(i64, i64)> {
+        let row: (i64, i64) = sqlx::query_as(&format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs
+             WHERE status = 'none' AND update_time < $1 AND {UNREFERENCED}"
+        ))
+        .bind(before)
+        .fetch_one(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(row)
+    }
+
+    async fn mark_blobs(&self, before: Millis) -> CoreResult<(i64, i64)> {
+        let rows: Vec<(i64,)> = sqlx::query_as(&format!(
+            "UPDATE blobs SET status = 'delete' WHERE status = 'none' AND update_time < $1 AND {UNREFERENCED} RETURNING size"
+        ))
+        .bind(before)
+        .fetch_all(&mut *self.durable().await?)
+        .await
+        .map_err(db)?;
+        Ok((rows.len() as i64, rows.iter().map(|r| r.0).sum()))
+    }
+
+    async fn claim_sweep(&self, limit: i64) -> CoreResult<Vec<(Digest, i64)>> {
+        // The status test is repeated in the outer statement: on PostgreSQL
+        // a blob used meanwhile (its row locked and set back to 'none' by a
+        // HEAD, mount, upload or manifest PUT) fails it after the wait.
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "UPDATE blobs SET status = 'deleting'
+             WHERE digest IN (SELECT digest FROM blobs WHERE status = 'delete' AND {UNREFERENCED} ORDER BY digest LIMIT $1)
+               AND status = 'delete' AND {UNREFERENCED}
+             RETURNING digest, size"
+        ))
+        .bind(limit)
+        .fetch_all(&mut *self.durable().await?)
+        .await
+        .map_err(db)?;
+        rows.into_iter().map(|(d, s)| Ok((parse_digest(&d)?, s))).collect()
+    }
+
+    async fn deleting_blobs(&self, limit: i64) -> CoreResult<Vec<(Digest, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT digest, size FROM blobs WHERE status = 'deleting' ORDER BY digest LIMIT $1")
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await
+                .map_err(db)?;
+        rows.into_iter().map(|(d, s)| Ok((parse_digest(&d)?, s))).collect()
+    }
+
+    async fn finish_sweep(&self, digests: &[Digest]) -> CoreResult<()> {
+        if digests.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+        // Quota entries of swept blobs; a digest that is also a manifest of
+        // the project (someone uploaded the manifest bytes as a blob) stays
+        // counted as that manifest.
+        let mut qb = QueryBuilder::<Db>::new(
+            "DELETE FROM project_blobs WHERE NOT EXISTS
+               (SELECT 1 FROM artifacts a WHERE a.project_id = project_blobs.project_id AND a.digest = project_blobs.digest)
+             AND digest IN ",
+        );
+        push_digests(&mut qb, digests);
+        qb.push(" RETURNING project_id, size");
+        let freed: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await.map_err(db)?;
+        let mut per_project: BTreeMap<i64, i64> = BTreeMap::new();
+        for (p, s) in freed {
+            *per_project.entry(p).or_default() += s;
+        }
+        for (p, s) in per_project {
+            sqlx::query("UPDATE projects SET storage_used = storage_used - $1 WHERE id = $2")
+                .bind(s)
+                .bind(p)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let mut qb = QueryBuilder::<Db>::new("DELETE FROM repository_blobs WHERE digest IN ");
+        push_digests(&mut qb, digests);
+        qb.build().execute(&mut *tx).await.map_err(db)?;
+        let mut qb = QueryBuilder::<Db>::new("DELETE FROM blobs WHERE status = 'deleting' AND digest IN ");
+        push_digests(&mut qb, digests);
+        qb.build().execute(&mut *tx).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn unmark_blobs(&self) -> CoreResult<i64> {
+        let r = sqlx::query("UPDATE blobs SET status = 'none' WHERE status = 'delete'")
+            .execute(self.writer())
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() as i64)
     }
 }

@@ -25,6 +25,7 @@ both!(
     work_runs_once_with_logs_and_progress,
     stop_requests_reach_running_tasks,
     a_dead_workers_task_is_taken_over,
+    a_due_schedule_fires_once_across_nodes,
 );
 
 fn jobs_store(s: &Arc<dyn MetaStore>) -> Arc<dyn JobStore> {
@@ -206,4 +207,57 @@ async fn a_dead_workers_task_is_taken_over(store: Arc<dyn MetaStore>) {
         store.execution(e.id).await.unwrap().unwrap().status,
         JobStatus::Success
     );
+}
+
+/// Records each time it is fired.
+struct Fired(std::sync::Mutex<Vec<serde_json::Value>>);
+
+#[async_trait]
+impl berth_core::schedule::Scheduled for Fired {
+    fn vendor_type(&self) -> &'static str {
+        "COUNT"
+    }
+    async fn fire(&self, _vendor_id: i64, params: serde_json::Value) -> berth_core::CoreResult<()> {
+        self.0.lock().unwrap().push(params);
+        Ok(())
+    }
+}
+
+/// Three schedulers (three nodes) poll one due schedule: it fires once,
+/// and its next run moves to the cron's next time.
+async fn a_due_schedule_fires_once_across_nodes(store: Arc<dyn MetaStore>) {
+    use berth_core::schedule::{self, ScheduleSpec};
+    let spec = ScheduleSpec::parse("Custom", Some("0 0 3 * * *")).unwrap();
+    let saved = schedule::save(store.as_ref(), "COUNT", 7, &spec, json!({ "n": 1 }))
+        .await
+        .unwrap()
+        .unwrap();
+    let next = saved.next_run;
+    assert!(next > berth_core::clock::now());
+    // Make it due, as if the time had come.
+    let mut due = saved.clone();
+    due.next_run = berth_core::clock::now() - 1000;
+    store.put_schedule(&due).await.unwrap();
+    let fired = Arc::new(Fired(Default::default()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let nodes: Vec<_> = (0..3)
+        .map(|_| {
+            tokio::spawn(schedule::run_scheduler(
+                jobs_store(&store),
+                vec![fired.clone() as Arc<dyn schedule::Scheduled>],
+                Duration::from_millis(20),
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = stop_tx.send(true);
+    for n in nodes {
+        n.await.unwrap();
+    }
+    assert_eq!(*fired.0.lock().unwrap(), vec![json!({ "n": 1 })]);
+    let after = store.schedule("COUNT", 7).await.unwrap().unwrap();
+    assert_eq!(after.next_run, next, "moved to the next 03:00");
+    assert!(store.delete_schedule("COUNT", 7).await.unwrap());
+    assert!(store.schedule("COUNT", 7).await.unwrap().is_none());
 }

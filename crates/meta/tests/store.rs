@@ -313,8 +313,8 @@ async fn blobs_links_and_mounts(store: Arc<dyn MetaStore>) {
     let p = project(&store, "p", 1, false).await;
     let q = project(&store, "q", 1, false).await;
     let d = blob(&store, &p, "p/a", 1, 42).await;
-    let (info, status) = store.linked_blob(&repo("p/a"), &d).await.unwrap().unwrap();
-    assert_eq!((info.size, status), (42, BlobStatus::None));
+    let linked = store.linked_blob(&repo("p/a"), &d).await.unwrap().unwrap();
+    assert_eq!((linked.size, linked.status), (42, BlobStatus::None));
     assert!(store.linked_blob(&repo("p/b"), &d).await.unwrap().is_none());
     assert_eq!(
         store.touch_blob(&d, 5).await.unwrap(),

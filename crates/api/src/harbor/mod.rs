@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 pub mod error;
+mod gc;
 pub mod models;
 mod projects;
 pub mod query;
@@ -71,6 +72,15 @@ pub fn router(state: AppState) -> Router {
             "/projects/{project}/repositories/{repository}/artifacts/{reference}/tags/{tag}",
             axum::routing::delete(repositories::delete_tag),
         )
+        .route("/system/gc", get(gc::history))
+        .route(
+            "/system/gc/schedule",
+            get(gc::get_schedule)
+                .post(gc::create_schedule)
+                .put(gc::update_schedule),
+        )
+        .route("/system/gc/{gc_id}", get(gc::get).put(gc::stop))
+        .route("/system/gc/{gc_id}/log", get(gc::log))
         .route("/quotas", get(quotas::list))
         .route("/quotas/{id}", get(quotas::get).put(quotas::update))
         .route("/systeminfo", get(system::systeminfo))

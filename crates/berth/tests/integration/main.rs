@@ -9,6 +9,7 @@ mod checklist;
 mod clients;
 mod conformance;
 mod durability;
+mod gc;
 mod harbor_api;
 mod jobs;
 mod portal;

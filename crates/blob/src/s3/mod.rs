@@ -586,6 +586,24 @@ impl BlobStore for S3BlobStore {
             Err(e) => Err(storage_error("delete blob", e)),
         }
     }
+
+    /// One `DeleteObjects` request per 1000 keys (object_store batches the
+    /// stream); `parallel` does not apply.
+    async fn delete_many(&self, digests: &[Digest], _parallel: usize) -> CoreResult<()> {
+        let keys: Vec<object_store::Result<Path>> =
+            digests.iter().map(|d| Ok(self.inner.blob_key(d))).collect();
+        let mut results = self
+            .inner
+            .s3
+            .delete_stream(futures::stream::iter(keys).boxed());
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(storage_error("delete blobs", e)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One GET of `key` (or of `range` of it), as a byte stream.
