@@ -15,6 +15,7 @@ use berth_core::audit::Audit;
 use berth_core::catalog::Catalog;
 use berth_core::gc::Gc;
 use berth_core::identity::Identity;
+use berth_core::immutable::Immutability;
 use berth_core::members::Members;
 use berth_core::quotas::Quotas;
 use berth_core::registry::Registry;
@@ -75,6 +76,7 @@ pub struct AppState {
     pub audit: Arc<Audit>,
     pub quotas: Arc<Quotas>,
     pub gc: Arc<Gc>,
+    pub immutability: Arc<Immutability>,
     pub config: Arc<Settings>,
     pub settings: Arc<ApiSettings>,
 }

@@ -202,6 +202,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
             events.clone(),
         )),
         gc: gc.clone(),
+        immutability: Arc::new(berth_core::immutable::Immutability::new(meta.clone())),
         config: settings.clone(),
         settings: Arc::new(ApiSettings {
             external_url: cfg.external_url.clone(),

@@ -484,7 +484,12 @@ impl Catalog {
         let (p, repo) = self
             .repository_for(subject, project, path, Resource::Repository, Action::Delete)
             .await?;
-        let deleted = self.meta.delete_repository(repo.id).await?;
+        let guard = crate::immutable::matcher(&*self.meta, p.id, &p.name).await?;
+        let name = repo.name.clone();
+        let deleted = self
+            .meta
+            .delete_repository(repo.id, &|t| guard.is_immutable(&name, t))
+            .await?;
         let now = clock::now();
         for (digest, tags) in deleted.artifacts {
             self.events.publish(Event::ArtifactDeleted {
@@ -581,7 +586,13 @@ impl Catalog {
             )
             .await?;
         let name = Self::repo_name(project, path)?;
-        let deleted = self.meta.delete_manifest(&name, &artifact.digest).await?;
+        let guard = crate::immutable::matcher(&*self.meta, p.id, &p.name).await?;
+        let deleted = self
+            .meta
+            .delete_manifest(&name, &artifact.digest, &|t| {
+                guard.is_immutable(name.as_str(), t)
+            })
+            .await?;
         let now = clock::now();
         for (digest, tags) in deleted.artifacts {
             self.events.publish(Event::ArtifactDeleted {
@@ -725,6 +736,10 @@ impl Catalog {
         }
         let tag = Tag::parse(tag).map_err(|e| CoreError::BadRequest(e.to_string()))?;
         let name = Self::repo_name(project, path)?;
+        let guard = crate::immutable::matcher(&*self.meta, p.id, &p.name).await?;
+        if guard.is_immutable(name.as_str(), tag.as_str()) {
+            return Err(crate::registry::immutable_tag(name.as_str(), tag.as_str()));
+        }
         self.meta.delete_tag(&name, &tag).await?;
         self.events.publish(Event::TagDeleted {
             project_id: p.id,

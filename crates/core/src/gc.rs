@@ -145,7 +145,18 @@ impl GarbageCollector {
                         out.artifacts += 1;
                         continue;
                     }
-                    let deleted = match self.meta.delete_manifest(&a.repository, &a.digest).await {
+                    let guard = crate::immutable::matcher(
+                        &*self.meta,
+                        a.project_id,
+                        a.repository.project(),
+                    )
+                    .await?;
+                    let name = a.repository.as_str();
+                    let deleted = match self
+                        .meta
+                        .delete_manifest(&a.repository, &a.digest, &|t| guard.is_immutable(name, t))
+                        .await
+                    {
                         Ok(d) => d,
                         // Referenced by an index pushed meanwhile: it stays.
                         Err(CoreError::Precondition(_)) => continue,

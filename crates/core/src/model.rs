@@ -143,6 +143,9 @@ pub struct NewArtifact {
     pub children: Vec<NewChild>,
     /// Tags to point at the artifact (the PUT's tag and any `?tag=`).
     pub tags: Vec<Tag>,
+    /// Those of `tags` that immutability rules protect: they may be
+    /// created, but not moved from another artifact.
+    pub immutable_tags: Vec<Tag>,
     pub push_time: Millis,
 }
 

@@ -310,8 +310,14 @@ pub trait ProjectStore: Send + Sync {
         id: RepositoryId,
         description: &str,
     ) -> CoreResult<()>;
-    /// Deletes a repository, its artifacts, tags and blob links.
-    async fn delete_repository(&self, id: RepositoryId) -> CoreResult<DeletedArtifacts>;
+    /// Deletes a repository, its artifacts, tags and blob links;
+    /// `Precondition` (nothing deleted) if `immutable` protects one of its
+    /// tags.
+    async fn delete_repository(
+        &self,
+        id: RepositoryId,
+        immutable: TagGuard<'_>,
+    ) -> CoreResult<DeletedArtifacts>;
 
     /// A page of artifacts with their tags and references, and the total.
     async fn list_artifacts(
@@ -430,11 +436,13 @@ pub trait RegistryStore: Send + Sync {
 
     /// Deletes the artifact `digest` of `repository` with its tags and,
     /// recursively, its accessories. `Precondition` if an index of the
-    /// repository still references it. Empty result if absent.
+    /// repository still references it, or if `immutable` protects a tag of
+    /// one of the artifacts it would delete. Empty result if absent.
     async fn delete_manifest(
         &self,
         repository: &RepoName,
         digest: &Digest,
+        immutable: TagGuard<'_>,
     ) -> CoreResult<DeletedArtifacts>;
 
     /// Deletes one tag; `false` if absent.
@@ -468,6 +476,34 @@ pub trait RegistryStore: Send + Sync {
 
     /// Folds pulls into pull counts and pull times.
     async fn record_pulls(&self, pulls: &[PullRecord]) -> CoreResult<()>;
+}
+
+/// Says whether a tag (of the repository an operation is on) is immutable.
+pub type TagGuard<'a> = &'a (dyn Fn(&str) -> bool + Send + Sync);
+
+/// The guard for projects without immutability rules.
+pub fn no_guard(_tag: &str) -> bool {
+    false
+}
+
+/// Per-project policies: tag immutability rules and the retention policy.
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// A project's immutable rules, by id.
+    async fn immutable_rules(
+        &self,
+        project_id: ProjectId,
+    ) -> CoreResult<Vec<crate::immutable::ImmutableRule>>;
+    async fn create_immutable_rule(
+        &self,
+        rule: &crate::immutable::ImmutableRule,
+    ) -> CoreResult<crate::immutable::ImmutableRule>;
+    /// `false` if no such rule in that project.
+    async fn update_immutable_rule(
+        &self,
+        rule: &crate::immutable::ImmutableRule,
+    ) -> CoreResult<bool>;
+    async fn delete_immutable_rule(&self, project_id: ProjectId, id: i64) -> CoreResult<bool>;
 }
 
 /// An untagged artifact that garbage collection may delete.
@@ -519,6 +555,7 @@ pub trait MetaStore:
     + ProjectStore
     + RegistryStore
     + GcStore
+    + PolicyStore
     + SystemStore
     + JobStore
     + Send

@@ -18,6 +18,7 @@ use crate::access::{self, Action, Granted, ProjectRef, Subject};
 use crate::clock::{self, Millis};
 use crate::error::{CoreError, CoreResult};
 use crate::events::{Event, EventBus};
+use crate::immutable;
 use crate::model::*;
 use crate::ports::{BlobPresence, BlobStore, ByteStream, MetaStore};
 
@@ -45,6 +46,13 @@ impl Default for RegistryConfig {
             blob_touch_after: crate::gc::DEFAULT_TIME_WINDOW / 2,
         }
     }
+}
+
+/// Refusal to delete an immutable tag (Harbor's wording).
+pub(crate) fn immutable_tag(repository: &str, tag: &str) -> CoreError {
+    CoreError::Precondition(format!(
+        "the tag {repository}:{tag} configured as immutable, cannot be deleted"
+    ))
 }
 
 /// A store answer that may carry a quota charge.
@@ -713,6 +721,21 @@ impl Registry {
             ManifestError::Unsupported(m) => CoreError::UnsupportedManifest(m),
         })?;
         let extra_attrs = self.config_attributes(repo, &manifest).await?;
+        let tags: Vec<Tag> = reference
+            .as_tag()
+            .cloned()
+            .into_iter()
+            .chain(extra_tags.iter().cloned())
+            .collect();
+        let immutable_tags = if tags.is_empty() {
+            vec![]
+        } else {
+            let guard = immutable::matcher(&*self.meta, project.id, repo.project()).await?;
+            tags.iter()
+                .filter(|t| guard.is_immutable(repo.as_str(), t.as_str()))
+                .cloned()
+                .collect()
+        };
         let new = NewArtifact {
             project_id: project.id,
             repository: repo.clone(),
@@ -759,12 +782,8 @@ impl Registry {
                     urls: m.urls.clone(),
                 })
                 .collect(),
-            tags: reference
-                .as_tag()
-                .cloned()
-                .into_iter()
-                .chain(extra_tags.iter().cloned())
-                .collect(),
+            tags,
+            immutable_tags,
             push_time: clock::now(),
             body,
         };
@@ -892,6 +911,10 @@ impl Registry {
         let now = clock::now();
         match reference {
             Reference::Tag(tag) => {
+                let guard = immutable::matcher(&*self.meta, project.id, repo.project()).await?;
+                if guard.is_immutable(repo.as_str(), tag.as_str()) {
+                    return Err(immutable_tag(repo.as_str(), tag.as_str()));
+                }
                 if !self.meta.delete_tag(repo, tag).await? {
                     return Err(CoreError::ManifestNotFound(format!("{repo}:{tag}")));
                 }
@@ -904,7 +927,12 @@ impl Registry {
                 });
             }
             Reference::Digest(digest) => {
-                let deleted = self.meta.delete_manifest(repo, digest).await?;
+                let guard = immutable::matcher(&*self.meta, project.id, repo.project()).await?;
+                let name = repo.as_str();
+                let deleted = self
+                    .meta
+                    .delete_manifest(repo, digest, &|t| guard.is_immutable(name, t))
+                    .await?;
                 if deleted.artifacts.is_empty() {
                     return Err(CoreError::ManifestNotFound(format!("{repo}@{digest}")));
                 }

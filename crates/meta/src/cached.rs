@@ -16,7 +16,7 @@ use berth_core::error::CoreResult;
 use berth_core::model::*;
 use berth_core::ports::{
     AccountStore, BlobPresence, GcStore, JobStore, MetaStore, ProjectStore, RegistryStore,
-    SystemStore, UntaggedArtifact, UserStore,
+    SystemStore, TagGuard, UntaggedArtifact, UserStore,
 };
 use berth_core::query::{
     ArtifactQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery, UserQuery,
@@ -243,8 +243,12 @@ impl ProjectStore for CachedStore {
             .update_repository_description(id, description)
             .await
     }
-    async fn delete_repository(&self, id: RepositoryId) -> CoreResult<DeletedArtifacts> {
-        let r = self.inner.delete_repository(id).await;
+    async fn delete_repository(
+        &self,
+        id: RepositoryId,
+        immutable: TagGuard<'_>,
+    ) -> CoreResult<DeletedArtifacts> {
+        let r = self.inner.delete_repository(id, immutable).await;
         self.clear_all();
         r
     }
@@ -452,8 +456,12 @@ impl RegistryStore for CachedStore {
         &self,
         repository: &RepoName,
         digest: &Digest,
+        immutable: TagGuard<'_>,
     ) -> CoreResult<DeletedArtifacts> {
-        let r = self.inner.delete_manifest(repository, digest).await;
+        let r = self
+            .inner
+            .delete_manifest(repository, digest, immutable)
+            .await;
         self.invalidate(|m| {
             m.manifests.remove(repository.as_str());
         });
@@ -770,5 +778,30 @@ impl GcStore for CachedStore {
         let r = self.inner.unmark_blobs().await;
         self.invalidate(|m| m.blobs.clear());
         r
+    }
+}
+
+#[async_trait]
+impl berth_core::ports::PolicyStore for CachedStore {
+    async fn immutable_rules(
+        &self,
+        project_id: ProjectId,
+    ) -> CoreResult<Vec<berth_core::immutable::ImmutableRule>> {
+        self.inner.immutable_rules(project_id).await
+    }
+    async fn create_immutable_rule(
+        &self,
+        rule: &berth_core::immutable::ImmutableRule,
+    ) -> CoreResult<berth_core::immutable::ImmutableRule> {
+        self.inner.create_immutable_rule(rule).await
+    }
+    async fn update_immutable_rule(
+        &self,
+        rule: &berth_core::immutable::ImmutableRule,
+    ) -> CoreResult<bool> {
+        self.inner.update_immutable_rule(rule).await
+    }
+    async fn delete_immutable_rule(&self, project_id: ProjectId, id: i64) -> CoreResult<bool> {
+        self.inner.delete_immutable_rule(project_id, id).await
     }
 }

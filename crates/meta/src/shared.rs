@@ -12,7 +12,7 @@ use berth_core::access::{ProjectRef, Role, Visibility};
 use berth_core::clock::Millis;
 use berth_core::error::{CoreError, CoreResult};
 use berth_core::model::*;
-use berth_core::ports::{AccountStore, BlobPresence, GcStore, MetaStore, ProjectStore, RegistryStore, SystemStore, UntaggedArtifact, UserStore};
+use berth_core::ports::{AccountStore, BlobPresence, GcStore, TagGuard, MetaStore, ProjectStore, RegistryStore, SystemStore, UntaggedArtifact, UserStore};
 use berth_core::query::*;
 use berth_oci::{Digest, Platform, Reference, RepoName, Tag};
 use bytes::Bytes;
@@ -402,6 +402,7 @@ impl Store {
         repository_id: i64,
         start: Vec<i64>,
         check_parents: bool,
+        immutable: TagGuard<'_>,
     ) -> CoreResult<DeletedArtifacts> {
         let mut set: Vec<i64> = vec![];
         let mut queue = start;
@@ -468,6 +469,16 @@ impl Store {
                 .fetch_all(&mut **tx)
                 .await
                 .map_err(db)?;
+            if let Some((t,)) = tags.iter().find(|(t,)| immutable(t)) {
+                let (repo,): (String,) = sqlx::query_as("SELECT name FROM repositories WHERE id = $1")
+                    .bind(repository_id)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                return Err(CoreError::Precondition(format!(
+                    "Failed to process request due to '{repo}:{t}' configured as immutable."
+                )));
+            }
             sqlx::query("DELETE FROM artifact_references WHERE parent_id = $1")
                 .bind(*id)
                 .execute(&mut **tx)
@@ -833,7 +844,7 @@ impl ProjectStore for Store {
         Ok(())
     }
 
-    async fn delete_repository(&self, id: RepositoryId) -> CoreResult<DeletedArtifacts> {
+    async fn delete_repository(&self, id: RepositoryId, immutable: TagGuard<'_>) -> CoreResult<DeletedArtifacts> {
         let mut conn = self.durable().await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         let name: Option<(String,)> = sqlx::query_as("SELECT name FROM repositories WHERE id = $1")
@@ -849,7 +860,7 @@ impl ProjectStore for Store {
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
-        let deleted = Self::delete_artifacts_deep(&mut tx, id, ids.into_iter().map(|r| r.0).collect(), false).await?;
+        let deleted = Self::delete_artifacts_deep(&mut tx, id, ids.into_iter().map(|r| r.0).collect(), false, immutable).await?;
         let links: Vec<(String, i64)> =
             sqlx::query_as("DELETE FROM repository_blobs WHERE repository = $1 RETURNING digest, project_id")
                 .bind(&name)
@@ -1434,6 +1445,12 @@ impl RegistryStore for Store {
                         .await
                         .map_err(db)?;
                 }
+                Some((_, _)) if a.immutable_tags.contains(tag) => {
+                    return Err(CoreError::Precondition(format!(
+                        "Failed to process request due to '{}:{tag}' configured as immutable.",
+                        a.repository
+                    )));
+                }
                 Some((_, prev_digest)) => {
                     sqlx::query("UPDATE tags SET artifact_id = $1, push_time = $2, pull_time = NULL WHERE repository_id = $3 AND name = $4")
                         .bind(artifact_id)
@@ -1508,7 +1525,7 @@ impl RegistryStore for Store {
         }))
     }
 
-    async fn delete_manifest(&self, repository: &RepoName, digest: &Digest) -> CoreResult<DeletedArtifacts> {
+    async fn delete_manifest(&self, repository: &RepoName, digest: &Digest, immutable: TagGuard<'_>) -> CoreResult<DeletedArtifacts> {
         let mut conn = self.durable().await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
         let row: Option<(i64, i64)> = sqlx::query_as(
@@ -1522,7 +1539,7 @@ impl RegistryStore for Store {
         let Some((artifact_id, repo_id)) = row else {
             return Ok(DeletedArtifacts::default());
         };
-        let deleted = Self::delete_artifacts_deep(&mut tx, repo_id, vec![artifact_id], true).await?;
+        let deleted = Self::delete_artifacts_deep(&mut tx, repo_id, vec![artifact_id], true, immutable).await?;
         tx.commit().await.map_err(db)?;
         Ok(deleted)
     }
@@ -2312,5 +2329,81 @@ impl GcStore for Store {
             .await
             .map_err(db)?;
         Ok(r.rows_affected() as i64)
+    }
+}
+
+type ImmutableRow = (i64, i64, i64, bool, String, String, i64, i64);
+
+fn immutable_from(r: ImmutableRow) -> berth_core::immutable::ImmutableRule {
+    berth_core::immutable::ImmutableRule {
+        id: r.0,
+        project_id: r.1,
+        priority: r.2,
+        disabled: r.3,
+        tag_selectors: serde_json::from_str(&r.4).unwrap_or_default(),
+        repo_selectors: serde_json::from_str(&r.5).unwrap_or_default(),
+        creation_time: r.6,
+        update_time: r.7,
+    }
+}
+
+const IMMUTABLE_COLUMNS: &str = "id, project_id, priority, disabled, tag_selectors, scope_selectors, creation_time, update_time";
+
+#[async_trait]
+impl berth_core::ports::PolicyStore for Store {
+    async fn immutable_rules(&self, project_id: ProjectId) -> CoreResult<Vec<berth_core::immutable::ImmutableRule>> {
+        let rows: Vec<ImmutableRow> =
+            sqlx::query_as(&format!("SELECT {IMMUTABLE_COLUMNS} FROM immutable_rules WHERE project_id = $1 ORDER BY id"))
+                .bind(project_id)
+                .fetch_all(self.reader())
+                .await
+                .map_err(db)?;
+        Ok(rows.into_iter().map(immutable_from).collect())
+    }
+
+    async fn create_immutable_rule(&self, r: &berth_core::immutable::ImmutableRule) -> CoreResult<berth_core::immutable::ImmutableRule> {
+        let row: ImmutableRow = sqlx::query_as(&format!(
+            "INSERT INTO immutable_rules (project_id, priority, disabled, tag_selectors, scope_selectors, creation_time, update_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {IMMUTABLE_COLUMNS}"
+        ))
+        .bind(r.project_id)
+        .bind(r.priority)
+        .bind(r.disabled)
+        .bind(serde_json::to_string(&r.tag_selectors).map_err(CoreError::internal)?)
+        .bind(serde_json::to_string(&r.repo_selectors).map_err(CoreError::internal)?)
+        .bind(r.creation_time)
+        .bind(r.update_time)
+        .fetch_one(&mut *self.durable().await?)
+        .await
+        .map_err(db)?;
+        Ok(immutable_from(row))
+    }
+
+    async fn update_immutable_rule(&self, r: &berth_core::immutable::ImmutableRule) -> CoreResult<bool> {
+        let res = sqlx::query(
+            "UPDATE immutable_rules SET priority = $1, disabled = $2, tag_selectors = $3, scope_selectors = $4, update_time = $5
+             WHERE id = $6 AND project_id = $7",
+        )
+        .bind(r.priority)
+        .bind(r.disabled)
+        .bind(serde_json::to_string(&r.tag_selectors).map_err(CoreError::internal)?)
+        .bind(serde_json::to_string(&r.repo_selectors).map_err(CoreError::internal)?)
+        .bind(r.update_time)
+        .bind(r.id)
+        .bind(r.project_id)
+        .execute(&mut *self.durable().await?)
+        .await
+        .map_err(db)?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn delete_immutable_rule(&self, project_id: ProjectId, id: i64) -> CoreResult<bool> {
+        let res = sqlx::query("DELETE FROM immutable_rules WHERE id = $1 AND project_id = $2")
+            .bind(id)
+            .bind(project_id)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(res.rows_affected() > 0)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use berth_core::access::{Role, Visibility};
 use berth_core::model::*;
-use berth_core::ports::{BlobPresence, MetaStore};
+use berth_core::ports::{no_guard, BlobPresence, MetaStore};
 use berth_core::query::*;
 use berth_core::CoreError;
 use berth_oci::{Digest, ProjectName, Reference, RepoName, Tag};
@@ -109,6 +109,7 @@ fn artifact(
         foreign_size: 0,
         children: vec![],
         tags: tag.map(|t| Tag::parse(t).unwrap()).into_iter().collect(),
+        immutable_tags: vec![],
         push_time: 2000,
     }
 }
@@ -294,7 +295,10 @@ async fn project_delete_rules(store: Arc<dyn MetaStore>) {
         Err(CoreError::Precondition(_))
     ));
     let repo_row = store.repository_by_name("p/r").await.unwrap().unwrap();
-    let deleted = store.delete_repository(repo_row.id).await.unwrap();
+    let deleted = store
+        .delete_repository(repo_row.id, &no_guard)
+        .await
+        .unwrap();
     assert_eq!(deleted.artifacts.len(), 1);
     assert_eq!(deleted.artifacts[0].1, vec!["v1".to_owned()]);
     let summary = store.project_summary(p.id).await.unwrap();
@@ -654,11 +658,13 @@ async fn deletes_cascade(store: Arc<dyn MetaStore>) {
     store.put_manifest(&sig).await.unwrap();
     // a child referenced by an index cannot go first
     assert!(matches!(
-        store.delete_manifest(&repo("p/r"), &child.digest).await,
+        store
+            .delete_manifest(&repo("p/r"), &child.digest, &no_guard)
+            .await,
         Err(CoreError::Precondition(_))
     ));
     let deleted = store
-        .delete_manifest(&repo("p/r"), &idx.digest)
+        .delete_manifest(&repo("p/r"), &idx.digest, &no_guard)
         .await
         .unwrap();
     let mut digests: Vec<_> = deleted.artifacts.iter().map(|(d, _)| d.clone()).collect();
@@ -674,7 +680,7 @@ async fn deletes_cascade(store: Arc<dyn MetaStore>) {
         .iter()
         .any(|(d, tags)| d == &idx.digest && tags == &vec!["latest".to_owned()]));
     assert!(store
-        .delete_manifest(&repo("p/r"), &idx.digest)
+        .delete_manifest(&repo("p/r"), &idx.digest, &no_guard)
         .await
         .unwrap()
         .artifacts

@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 pub mod error;
 mod gc;
+mod immutable;
 pub mod models;
 mod projects;
 pub mod query;
@@ -71,6 +72,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/projects/{project}/repositories/{repository}/artifacts/{reference}/tags/{tag}",
             axum::routing::delete(repositories::delete_tag),
+        )
+        .route(
+            "/projects/{project}/immutabletagrules",
+            get(immutable::list).post(immutable::create),
+        )
+        .route(
+            "/projects/{project}/immutabletagrules/{id}",
+            axum::routing::put(immutable::update).delete(immutable::delete),
         )
         .route("/system/gc", get(gc::history))
         .route(

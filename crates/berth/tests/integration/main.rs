@@ -11,6 +11,7 @@ mod conformance;
 mod durability;
 mod gc;
 mod harbor_api;
+mod immutable;
 mod jobs;
 mod portal;
 mod quotas;
