@@ -19,6 +19,7 @@ use berth_core::immutable::Immutability;
 use berth_core::members::Members;
 use berth_core::quotas::Quotas;
 use berth_core::registry::Registry;
+use berth_core::retention::Retention;
 use berth_core::robots::Robots;
 use berth_core::settings::Settings;
 use berth_core::users::Users;
@@ -77,6 +78,7 @@ pub struct AppState {
     pub quotas: Arc<Quotas>,
     pub gc: Arc<Gc>,
     pub immutability: Arc<Immutability>,
+    pub retention: Arc<Retention>,
     pub config: Arc<Settings>,
     pub settings: Arc<ApiSettings>,
 }

@@ -189,6 +189,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let gc = Arc::new(berth_core::gc::Gc::new(meta.clone(), cfg.gc_time_window));
+    let retention = Arc::new(berth_core::retention::Retention::new(meta.clone()));
     let state = AppState {
         registry,
         catalog,
@@ -203,6 +204,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         )),
         gc: gc.clone(),
         immutability: Arc::new(berth_core::immutable::Immutability::new(meta.clone())),
+        retention: retention.clone(),
         config: settings.clone(),
         settings: Arc::new(ApiSettings {
             external_url: cfg.external_url.clone(),
@@ -240,6 +242,10 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
                 blobs.clone(),
                 events.clone(),
             )),
+            Arc::new(berth_core::retention::RetentionRunner::new(
+                meta.clone(),
+                events.clone(),
+            )),
         ],
         worker_name,
     );
@@ -249,7 +255,10 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
     }));
     let scheduler = tokio::spawn(berth_core::schedule::run_scheduler(
         meta.clone(),
-        vec![gc as Arc<dyn berth_core::schedule::Scheduled>],
+        vec![
+            gc as Arc<dyn berth_core::schedule::Scheduled>,
+            retention as Arc<dyn berth_core::schedule::Scheduled>,
+        ],
         std::time::Duration::from_secs(1),
         stop_rx.clone(),
     ));

@@ -21,6 +21,7 @@ pub mod purge;
 pub mod query;
 pub mod quotas;
 pub mod registry;
+pub mod retention;
 pub mod robots;
 pub mod schedule;
 pub mod selectors;

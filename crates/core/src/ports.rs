@@ -504,6 +504,34 @@ pub trait PolicyStore: Send + Sync {
         rule: &crate::immutable::ImmutableRule,
     ) -> CoreResult<bool>;
     async fn delete_immutable_rule(&self, project_id: ProjectId, id: i64) -> CoreResult<bool>;
+
+    async fn retention_policy(&self, id: i64)
+        -> CoreResult<Option<crate::retention::StoredPolicy>>;
+    /// `Conflict` if the project has a policy already.
+    async fn create_retention_policy(
+        &self,
+        project_id: ProjectId,
+        policy: &str,
+        now: Millis,
+    ) -> CoreResult<i64>;
+    async fn update_retention_policy(&self, id: i64, policy: &str, now: Millis)
+        -> CoreResult<bool>;
+    async fn delete_retention_policy(&self, id: i64) -> CoreResult<bool>;
+    /// The artifacts of a repository retention judges, with their tags:
+    /// not index children, not accessories of an artifact still there.
+    async fn retention_candidates(
+        &self,
+        repository_id: RepositoryId,
+    ) -> CoreResult<Vec<crate::retention::Candidate>>;
+    /// Deletes artifacts of one repository (with accessories and untagged
+    /// index children) in one transaction; `Precondition` (nothing
+    /// deleted) if `immutable` protects a tag of one of them.
+    async fn delete_artifacts(
+        &self,
+        repository: &RepoName,
+        ids: &[i64],
+        immutable: TagGuard<'_>,
+    ) -> CoreResult<DeletedArtifacts>;
 }
 
 /// An untagged artifact that garbage collection may delete.

@@ -804,4 +804,52 @@ impl berth_core::ports::PolicyStore for CachedStore {
     async fn delete_immutable_rule(&self, project_id: ProjectId, id: i64) -> CoreResult<bool> {
         self.inner.delete_immutable_rule(project_id, id).await
     }
+    async fn retention_policy(
+        &self,
+        id: i64,
+    ) -> CoreResult<Option<berth_core::retention::StoredPolicy>> {
+        self.inner.retention_policy(id).await
+    }
+    async fn create_retention_policy(
+        &self,
+        project_id: ProjectId,
+        policy: &str,
+        now: Millis,
+    ) -> CoreResult<i64> {
+        self.inner
+            .create_retention_policy(project_id, policy, now)
+            .await
+    }
+    async fn update_retention_policy(
+        &self,
+        id: i64,
+        policy: &str,
+        now: Millis,
+    ) -> CoreResult<bool> {
+        self.inner.update_retention_policy(id, policy, now).await
+    }
+    async fn delete_retention_policy(&self, id: i64) -> CoreResult<bool> {
+        self.inner.delete_retention_policy(id).await
+    }
+    async fn retention_candidates(
+        &self,
+        repository_id: RepositoryId,
+    ) -> CoreResult<Vec<berth_core::retention::Candidate>> {
+        self.inner.retention_candidates(repository_id).await
+    }
+    async fn delete_artifacts(
+        &self,
+        repository: &RepoName,
+        ids: &[i64],
+        immutable: TagGuard<'_>,
+    ) -> CoreResult<DeletedArtifacts> {
+        let r = self
+            .inner
+            .delete_artifacts(repository, ids, immutable)
+            .await;
+        self.invalidate(|m| {
+            m.manifests.remove(repository.as_str());
+        });
+        r
+    }
 }

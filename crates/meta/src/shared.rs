@@ -2406,4 +2406,118 @@ impl berth_core::ports::PolicyStore for Store {
             .map_err(db)?;
         Ok(res.rows_affected() > 0)
     }
+
+    async fn retention_policy(&self, id: i64) -> CoreResult<Option<berth_core::retention::StoredPolicy>> {
+        let row: Option<(i64, i64, String, i64, i64)> =
+            sqlx::query_as("SELECT id, project_id, policy, creation_time, update_time FROM retention_policies WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(db)?;
+        Ok(row.map(|r| berth_core::retention::StoredPolicy {
+            id: r.0,
+            project_id: r.1,
+            policy: r.2,
+            creation_time: r.3,
+            update_time: r.4,
+        }))
+    }
+
+    async fn create_retention_policy(&self, project_id: ProjectId, policy: &str, now: Millis) -> CoreResult<i64> {
+        let row: Result<(i64,), _> = sqlx::query_as(
+            "INSERT INTO retention_policies (project_id, policy, creation_time, update_time) VALUES ($1, $2, $3, $3) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(policy)
+        .bind(now)
+        .fetch_one(&mut *self.durable().await?)
+        .await;
+        match row {
+            Ok((id,)) => Ok(id),
+            Err(e) if is_unique_violation(&e) => Err(CoreError::Conflict("the project has a retention policy already".into())),
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn update_retention_policy(&self, id: i64, policy: &str, now: Millis) -> CoreResult<bool> {
+        let r = sqlx::query("UPDATE retention_policies SET policy = $1, update_time = $2 WHERE id = $3")
+            .bind(policy)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn delete_retention_policy(&self, id: i64) -> CoreResult<bool> {
+        let r = sqlx::query("DELETE FROM retention_policies WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.durable().await?)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn retention_candidates(&self, repository_id: RepositoryId) -> CoreResult<Vec<berth_core::retention::Candidate>> {
+        let rows: Vec<(i64, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT a.id, a.digest, a.push_time, a.pull_time FROM artifacts a WHERE a.repository_id = $1
+               AND NOT EXISTS (SELECT 1 FROM artifact_references ar WHERE ar.child_id = a.id)
+               AND (a.subject_digest IS NULL OR NOT EXISTS (SELECT 1 FROM artifacts s WHERE s.repository_id = a.repository_id AND s.digest = a.subject_digest))
+             ORDER BY a.id",
+        )
+        .bind(repository_id)
+        .fetch_all(self.reader())
+        .await
+        .map_err(db)?;
+        let tags: Vec<(i64, String)> = sqlx::query_as("SELECT artifact_id, name FROM tags WHERE repository_id = $1 ORDER BY name")
+            .bind(repository_id)
+            .fetch_all(self.reader())
+            .await
+            .map_err(db)?;
+        let mut by_artifact: HashMap<i64, Vec<String>> = HashMap::new();
+        for (a, t) in tags {
+            by_artifact.entry(a).or_default().push(t);
+        }
+        rows.into_iter()
+            .map(|(id, digest, push_time, pull_time)| {
+                Ok(berth_core::retention::Candidate {
+                    id,
+                    digest: parse_digest(&digest)?,
+                    tags: by_artifact.remove(&id).unwrap_or_default(),
+                    push_time,
+                    pull_time,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_artifacts(&self, repository: &RepoName, ids: &[i64], immutable: TagGuard<'_>) -> CoreResult<DeletedArtifacts> {
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+        let Some((repo_id,)): Option<(i64,)> = sqlx::query_as("SELECT id FROM repositories WHERE name = $1")
+            .bind(repository.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(DeletedArtifacts::default());
+        };
+        // Only ids still in the repository (a concurrent delete is fine).
+        let mut qb = QueryBuilder::<Db>::new("SELECT id FROM artifacts WHERE repository_id = ");
+        qb.push_bind(repo_id);
+        qb.push(" AND id IN (");
+        let mut sep = qb.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        sep.push_unseparated(")");
+        let present: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await.map_err(db)?;
+        if present.is_empty() {
+            return Ok(DeletedArtifacts::default());
+        }
+        let deleted = Self::delete_artifacts_deep(&mut tx, repo_id, present.into_iter().map(|r| r.0).collect(), true, immutable).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(deleted)
+    }
 }

@@ -11,6 +11,7 @@ mod projects;
 pub mod query;
 mod quotas;
 mod repositories;
+mod retention;
 mod system;
 
 use axum::extract::{FromRequest, Request};
@@ -80,6 +81,30 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/projects/{project}/immutabletagrules/{id}",
             axum::routing::put(immutable::update).delete(immutable::delete),
+        )
+        .route("/retentions/metadatas", get(retention::metadatas))
+        .route("/retentions", axum::routing::post(retention::create))
+        .route(
+            "/retentions/{id}",
+            get(retention::get)
+                .put(retention::update)
+                .delete(retention::delete),
+        )
+        .route(
+            "/retentions/{id}/executions",
+            get(retention::executions).post(retention::run),
+        )
+        .route(
+            "/retentions/{id}/executions/{eid}",
+            axum::routing::patch(retention::operate),
+        )
+        .route(
+            "/retentions/{id}/executions/{eid}/tasks",
+            get(retention::tasks),
+        )
+        .route(
+            "/retentions/{id}/executions/{eid}/tasks/{tid}",
+            get(retention::task_log),
         )
         .route("/system/gc", get(gc::history))
         .route(

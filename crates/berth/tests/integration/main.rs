@@ -16,6 +16,7 @@ mod jobs;
 mod portal;
 mod quotas;
 mod rbac;
+mod retention;
 mod security;
 
 /// Runs a test body against each backend pair: SQLite + filesystem, and
