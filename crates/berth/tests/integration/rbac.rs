@@ -76,6 +76,27 @@ const MATRIX: &[(&str, [&str; 5])] = &[
             "",
         ],
     ),
+    ("quota", ["read", "read", "read", "read", "read"]),
+    (
+        "tag-retention",
+        [
+            "create read update delete list operate",
+            "create read update delete list operate",
+            "create read update delete list operate",
+            "",
+            "",
+        ],
+    ),
+    (
+        "immutable-tag",
+        [
+            "create update delete list",
+            "create update delete list",
+            "",
+            "",
+            "",
+        ],
+    ),
 ];
 
 const ROLES: [(&str, i64); 5] = [
@@ -313,11 +334,37 @@ const OPS: &[Op] = &[
         resource: "log",
         action: "list",
     },
+    Op {
+        name: "get quota",
+        resource: "quota",
+        action: "read",
+    },
+    Op {
+        name: "list immutable rules",
+        resource: "immutable-tag",
+        action: "list",
+    },
+    Op {
+        name: "create immutable rule",
+        resource: "immutable-tag",
+        action: "create",
+    },
+    Op {
+        name: "get retention policy",
+        resource: "tag-retention",
+        action: "read",
+    },
+    Op {
+        name: "list retention runs",
+        resource: "tag-retention",
+        action: "list",
+    },
 ];
 
 struct Ctx {
     pa_id: i64,
     admin_member: i64,
+    retention_id: i64,
 }
 
 async fn run(s: &Server, ctx: &Ctx, who: &Who, op: &Op) -> u16 {
@@ -352,6 +399,14 @@ async fn run(s: &Server, ctx: &Ctx, who: &Who, op: &Op) -> u16 {
             "permissions": [{ "kind": "project", "namespace": "pa", "access": access(&[("repository", "pull")]) }],
         })),
         "project audit log" => req(s, who, Method::GET, "/api/v2.0/projects/pa/auditlog-exts"),
+        "get quota" => req(s, who, Method::GET, &format!("/api/v2.0/quotas/{}", ctx.pa_id)),
+        "list immutable rules" => req(s, who, Method::GET, "/api/v2.0/projects/pa/immutabletagrules"),
+        "create immutable rule" => req(s, who, Method::POST, "/api/v2.0/projects/pa/immutabletagrules").json(&json!({
+            "tag_selectors": [{ "kind": "doublestar", "decoration": "matches", "pattern": format!("imm-{t}") }],
+            "scope_selectors": { "repository": [{ "kind": "doublestar", "decoration": "repoMatches", "pattern": "**" }] },
+        })),
+        "get retention policy" => req(s, who, Method::GET, &format!("/api/v2.0/retentions/{}", ctx.retention_id)),
+        "list retention runs" => req(s, who, Method::GET, &format!("/api/v2.0/retentions/{}/executions", ctx.retention_id)),
         other => panic!("unknown operation {other}"),
     };
     r.send().await.unwrap().status().as_u16()
@@ -388,9 +443,21 @@ async fn every_role_on_every_endpoint() {
     s.push_image("pa/app", "v1", 1).await;
     let pa = s.get_json("/api/v2.0/projects/pa").await;
     let members = s.get_json("/api/v2.0/projects/pa/members").await;
+    let res = s
+        .admin(Method::POST, "/api/v2.0/retentions")
+        .json(&json!({ "algorithm": "or", "rules": [{
+            "template": "always", "params": {},
+            "tag_selectors": [{ "kind": "doublestar", "decoration": "matches", "pattern": "**" }],
+            "scope_selectors": { "repository": [{ "kind": "doublestar", "decoration": "repoMatches", "pattern": "**" }] },
+        }], "scope": { "level": "project", "ref": pa["project_id"] } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
     let ctx = Ctx {
         pa_id: pa["project_id"].as_i64().unwrap(),
         admin_member: members[0]["id"].as_i64().unwrap(),
+        retention_id: location(&res).rsplit('/').next().unwrap().parse().unwrap(),
     };
     for (name, role) in ROLES {
         s.create_user(name, PASSWORD).await;
