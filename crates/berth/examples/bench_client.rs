@@ -9,6 +9,9 @@
 //! bench_client rps <base-url> <path> <GET|HEAD> <connections> <seconds> [accept]
 //! bench_client portal-pages <base-url> <project> <repositories>  # Berth only: page render times
 //! bench_client token <base-url> <repo>                      # a pull token for `ab`
+//! bench_client push-tags <base-url> <repo> <count> <concurrency>  # one image under <count> tags (distinct manifests)
+//! bench_client gc <base-url> -                                # Berth only: a GC run, start to end
+//! bench_client retention <base-url> <project> <keep>          # Berth only: latestPushedK=<keep> run, start to end
 //! ```
 //! Credentials come from `BENCH_USER` / `BENCH_PASSWORD` when set and are
 //! used as docker uses them: the client asks `GET /v2/` how to
@@ -162,6 +165,26 @@ impl Target {
             ));
         }
         Ok(())
+    }
+}
+
+/// Polls a run until `field` is final; returns it.
+async fn wait_final(target: &Target, url: &str, field: &str) -> String {
+    loop {
+        let v: serde_json::Value = target
+            .req(Method::GET, url)
+            .await
+            .send()
+            .await
+            .expect("poll")
+            .json()
+            .await
+            .expect("poll JSON");
+        let s = v[field].as_str().unwrap_or("").to_owned();
+        if ["Success", "Error", "Stopped"].contains(&s.as_str()) {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -493,6 +516,171 @@ async fn main() {
             println!(
                 "{}",
                 json!({ "rps": n as f64 / secs, "requests": n, "failed": failed.load(Ordering::Relaxed) })
+            );
+        }
+        "push-tags" => {
+            let count: usize = arg(&args, 4, "count").parse().expect("count");
+            let conc: usize = arg(&args, 5, "concurrency").parse().expect("concurrency");
+            let layer: Vec<u8> = (0..2048).map(|i| (i % 253) as u8).collect();
+            let dl = Digest::sha256(&layer);
+            target
+                .push(&repo, &dl, layer.clone().into())
+                .await
+                .expect("layer");
+            let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+            let dc = Digest::sha256(&config);
+            target
+                .push(&repo, &dc, config.clone().into())
+                .await
+                .expect("config");
+            let next = Arc::new(AtomicUsize::new(0));
+            let target = Arc::new(target);
+            let started = Instant::now();
+            let workers: Vec<_> = (0..conc)
+                .map(|_| {
+                    let (next, target, repo) = (next.clone(), target.clone(), repo.clone());
+                    let (dl, dc, nl, nc) = (dl.clone(), dc.clone(), layer.len(), config.len());
+                    tokio::spawn(async move {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= count {
+                                break;
+                            }
+                            let manifest = json!({
+                                "schemaVersion": 2,
+                                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": dc.as_str(), "size": nc },
+                                "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": dl.as_str(), "size": nl }],
+                                "annotations": { "n": i.to_string() },
+                            })
+                            .to_string();
+                            let res = target
+                                .req(Method::PUT, &format!("/v2/{repo}/manifests/t{i}"))
+                                .await
+                                .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+                                .body(manifest)
+                                .send()
+                                .await
+                                .expect("PUT manifest");
+                            assert_eq!(res.status(), 201, "manifest t{i}");
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.await.expect("worker");
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                json!({ "seconds": secs, "tags_per_s": count as f64 / secs })
+            );
+        }
+        "gc" => {
+            let started = Instant::now();
+            let res = target
+                .req(Method::POST, "/api/v2.0/system/gc/schedule")
+                .await
+                .json(&json!({ "schedule": { "type": "Manual" }, "parameters": { "delete_untagged": true, "workers": 4 } }))
+                .send()
+                .await
+                .expect("start GC");
+            assert_eq!(res.status(), 201, "start GC");
+            let loc = res.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            let status = wait_final(&target, &loc, "job_status").await;
+            let secs = started.elapsed().as_secs_f64();
+            let log = target
+                .req(Method::GET, &format!("{loc}/log"))
+                .await
+                .send()
+                .await
+                .expect("GC log")
+                .text()
+                .await
+                .unwrap_or_default();
+            let summary = log.lines().last().unwrap_or("").to_owned();
+            println!(
+                "{}",
+                json!({ "seconds": secs, "status": status, "summary": summary })
+            );
+        }
+        "retention" => {
+            let keep: i64 = arg(&args, 4, "keep").parse().expect("keep");
+            let project: serde_json::Value = target
+                .req(Method::GET, &format!("/api/v2.0/projects/{repo}"))
+                .await
+                .send()
+                .await
+                .expect("project")
+                .json()
+                .await
+                .expect("project JSON");
+            let res = target
+                .req(Method::POST, "/api/v2.0/retentions")
+                .await
+                .json(&json!({ "algorithm": "or", "rules": [{
+                    "template": "latestPushedK", "params": { "latestPushedK": keep },
+                    "tag_selectors": [{ "kind": "doublestar", "decoration": "matches", "pattern": "**" }],
+                    "scope_selectors": { "repository": [{ "kind": "doublestar", "decoration": "repoMatches", "pattern": "**" }] },
+                }], "scope": { "level": "project", "ref": project["project_id"] } }))
+                .send()
+                .await
+                .expect("create policy");
+            assert_eq!(res.status(), 201, "create policy");
+            let loc = res.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            let started = Instant::now();
+            let res = target
+                .req(Method::POST, &format!("{loc}/executions"))
+                .await
+                .json(&json!({ "dry_run": false }))
+                .send()
+                .await
+                .expect("run");
+            assert_eq!(res.status(), 201, "run retention");
+            let run = res.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            let id = run.rsplit('/').next().unwrap_or("").to_owned();
+            let status = loop {
+                let list: serde_json::Value = target
+                    .req(Method::GET, &format!("{loc}/executions"))
+                    .await
+                    .send()
+                    .await
+                    .expect("executions")
+                    .json()
+                    .await
+                    .expect("executions JSON");
+                let e = list
+                    .as_array()
+                    .and_then(|a| a.iter().find(|e| e["id"].to_string() == id).cloned())
+                    .unwrap_or_default();
+                let s = e["status"].as_str().unwrap_or("").to_owned();
+                if ["Success", "Error", "Stopped"].contains(&s.as_str()) {
+                    break s;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            };
+            let secs = started.elapsed().as_secs_f64();
+            let tasks: serde_json::Value = target
+                .req(Method::GET, &format!("{run}/tasks"))
+                .await
+                .send()
+                .await
+                .expect("tasks")
+                .json()
+                .await
+                .expect("tasks JSON");
+            println!(
+                "{}",
+                json!({ "seconds": secs, "status": status, "tasks": tasks })
             );
         }
         "token" => {

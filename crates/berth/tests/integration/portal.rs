@@ -806,3 +806,94 @@ async fn hostile_text_is_escaped() {
     }
     b.shot("hostile-annotations").await;
 }
+
+/// The Policy tab (immutability rules, a retention rule, a dry run) and
+/// the garbage collection page, in Chromium.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_in_chromium() {
+    let s = Server::start(Backend::Embedded).await;
+    let Some(b) = Browser::start(&s, "policies").await else {
+        return;
+    };
+    s.create_project("pol", false).await;
+    for t in ["v1", "v2", "v3"] {
+        s.push_image("pol/app", t, 1).await;
+    }
+    b.sign_in("admin", ADMIN_PASSWORD).await;
+    b.go("/harbor/projects/pol").await;
+    b.click("a[href='/harbor/projects/pol/policy']").await;
+
+    // Immutability: add, see, disable.
+    b.fill("#imm-tag", "v1").await;
+    b.submit("#add-immutable-form").await;
+    b.wait_text("Immutability rule added.").await;
+    assert!(b
+        .text("#immutable-rules .rule-tags")
+        .await
+        .contains("matches v1"));
+    let rules = s.get_json("/api/v2.0/projects/pol/immutabletagrules").await;
+    assert_eq!(rules[0]["tag_selectors"][0]["pattern"], "v1");
+    b.submit("#immutable-rules form[action$='/toggle']").await;
+    b.wait_text("Rule disabled.").await;
+    assert_eq!(b.text("#immutable-rules .rule-state").await, "disabled");
+    b.submit("#immutable-rules form[action$='/toggle']").await;
+    b.wait_text("Rule enabled.").await;
+
+    // Retention: keep the latest pushed artifact; a dry run says what it
+    // would delete (v1 stays: immutable).
+    b.fill("#ret-param", "1").await;
+    b.submit("#add-retention-form").await;
+    b.wait_text("Retention rule added.").await;
+    assert!(b
+        .text("#retention-rules .retention-text")
+        .await
+        .contains("the most recently pushed 1 artifacts"));
+    let project = s.get_json("/api/v2.0/projects/pol").await;
+    let rid = project["metadata"]["retention_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let policy = s.get_json(&format!("/api/v2.0/retentions/{rid}")).await;
+    assert_eq!(policy["rules"][0]["params"]["latestPushedK"], 1);
+    b.fill("#ret-cron", "0 0 0 * * *").await;
+    b.submit("#retention-schedule-form").await;
+    b.wait_text("Retention runs on 0 0 0 * * *.").await;
+    b.click("#retention-dry-run").await;
+    b.wait_text("Dry run").await;
+    let mut status = String::new();
+    for _ in 0..100 {
+        b.go("/harbor/projects/pol/policy").await;
+        if b.exists("#retention-runs .run-status").await {
+            status = b.text("#retention-runs .run-status").await;
+            if status == "Success" {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "Success");
+    assert_eq!(b.text("#retention-runs .run-counts").await, "2 / 3");
+    b.shot("policy-tab").await;
+    let artifacts = s
+        .get_json("/api/v2.0/projects/pol/repositories/app/artifacts")
+        .await;
+    assert_eq!(
+        artifacts.as_array().unwrap().len(),
+        3,
+        "a dry run deletes nothing"
+    );
+
+    // Garbage collection: a dry run from the admin page shows in history.
+    b.go("/harbor/admin/gc").await;
+    b.click("#gc-dry").await;
+    b.submit("#gc-run-form").await;
+    b.wait_text("Garbage collection").await;
+    b.find("#gc-history tr[data-gc]").await;
+    b.shot("admin-gc").await;
+    let history = s.get_json("/api/v2.0/system/gc").await;
+    assert_eq!(history.as_array().unwrap().len(), 1);
+    assert!(history[0]["job_parameters"]
+        .as_str()
+        .unwrap()
+        .contains("\"dry_run\":true"));
+}

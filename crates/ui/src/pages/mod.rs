@@ -14,6 +14,7 @@ pub mod auth;
 pub mod configuration;
 pub mod logs;
 pub mod members;
+pub mod policy;
 pub mod projects;
 pub mod repositories;
 pub mod robot_form;
@@ -32,6 +33,7 @@ pub struct ProjectNav {
     pub can_robots: bool,
     pub can_logs: bool,
     pub can_config: bool,
+    pub can_policy: bool,
 }
 
 /// Loads a project the viewer may read (the domain decides) and its tabs.
@@ -56,6 +58,8 @@ pub async fn project_nav(
         can_robots: can(viewer, &project, Resource::Robot, Action::List),
         can_logs: can(viewer, &project, Resource::Log, Action::List),
         can_config: can(viewer, &project, Resource::Metadata, Action::Read),
+        can_policy: can(viewer, &project, Resource::ImmutableTag, Action::List)
+            || can(viewer, &project, Resource::TagRetention, Action::Read),
     };
     Ok((project, nav))
 }
