@@ -962,6 +962,108 @@ impl Registry {
         }
     }
 
+    /// Harbor's artifact copy (`POST …/artifacts?from=`): the artifact
+    /// `reference` of `from` becomes an artifact of `target` (under the same
+    /// tag when `reference` is one), its blobs linked (mounted) and, for an
+    /// index, its children copied first. Needs pull on `from` and push on
+    /// `target`; the target project's quota counts what is new to it, and
+    /// its immutability rules apply to the tag.
+    pub async fn copy_artifact(
+        &self,
+        subject: &Subject,
+        target: &RepoName,
+        from: &RepoName,
+        reference: &Reference,
+    ) -> CoreResult<Digest> {
+        self.authorize(subject, from, Action::Pull).await?;
+        let (project, _granted) = self.authorize(subject, target, Action::Push).await?;
+        let record = self
+            .meta
+            .resolve_manifest(from, reference)
+            .await?
+            .ok_or_else(|| CoreError::ManifestNotFound(format!("{from}:{reference}")))?;
+        self.copy_content(subject, project.id, target, from, &record, 0)
+            .await?;
+        let target_ref = match reference {
+            Reference::Tag(t) => Reference::Tag(t.clone()),
+            Reference::Digest(_) => Reference::Digest(record.digest.clone()),
+        };
+        let pushed = self
+            .put_manifest(
+                subject,
+                target,
+                &target_ref,
+                &[],
+                Some(&record.media_type),
+                record.body.clone(),
+            )
+            .await?;
+        Ok(pushed.digest)
+    }
+
+    /// Links a manifest's blobs into `target` and copies its children.
+    fn copy_content<'a>(
+        &'a self,
+        subject: &'a Subject,
+        project_id: ProjectId,
+        target: &'a RepoName,
+        from: &'a RepoName,
+        record: &'a ManifestRecord,
+        depth: u32,
+    ) -> futures::future::BoxFuture<'a, CoreResult<()>> {
+        Box::pin(async move {
+            if depth > 4 {
+                return Err(CoreError::UnsupportedManifest(
+                    "indexes nested deeper than 4 levels are not copied".into(),
+                ));
+            }
+            let manifest =
+                Manifest::parse(&record.body, Some(&record.media_type)).map_err(|e| match e {
+                    ManifestError::Invalid(m) => CoreError::InvalidManifest(m),
+                    ManifestError::Unsupported(m) => CoreError::UnsupportedManifest(m),
+                })?;
+            for d in manifest.required_blobs() {
+                if self.meta.linked_blob(target, &d.digest).await?.is_some() {
+                    self.meta.touch_blob(&d.digest, clock::now()).await?;
+                    continue;
+                }
+                let mounted = self
+                    .meta
+                    .mount_blob(project_id, target, from, &d.digest, clock::now())
+                    .await;
+                let mounted = self.after_charge(
+                    subject,
+                    project_id,
+                    target,
+                    mounted.map(|m| m.map(|(_, c)| c)),
+                )?;
+                if mounted.is_none() {
+                    return Err(CoreError::ManifestBlobUnknown(d.digest.clone()));
+                }
+            }
+            for child in &manifest.manifests {
+                let reference = Reference::Digest(child.digest.clone());
+                let child_record = self
+                    .meta
+                    .resolve_manifest(from, &reference)
+                    .await?
+                    .ok_or_else(|| CoreError::ManifestBlobUnknown(child.digest.clone()))?;
+                self.copy_content(subject, project_id, target, from, &child_record, depth + 1)
+                    .await?;
+                self.put_manifest(
+                    subject,
+                    target,
+                    &reference,
+                    &[],
+                    Some(&child_record.media_type),
+                    child_record.body.clone(),
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Spec "Listing Tags": `None` when the repository does not exist.
     pub async fn list_tags(
         &self,

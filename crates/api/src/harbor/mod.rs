@@ -56,7 +56,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/projects/{project}/repositories/{repository}/artifacts",
-            get(repositories::list_artifacts),
+            get(repositories::list_artifacts).post(repositories::copy_artifact),
         )
         .route(
             "/projects/{project}/repositories/{repository}/artifacts/{reference}",

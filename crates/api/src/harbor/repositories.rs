@@ -241,6 +241,51 @@ pub async fn delete_artifact(
     Ok(ok_empty(StatusCode::OK))
 }
 
+/// `POST …/repositories/{repository_name}/artifacts?from=<project>/<repo>:<tag>|@<digest>`:
+/// 201 with the copy's `Location`.
+pub async fn copy_artifact(
+    State(s): State<AppState>,
+    Extension(sub): Extension<Subject>,
+    Path((project, repo)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let p = params(&raw);
+    let from = p.get("from").filter(|f| !f.is_empty()).ok_or_else(|| {
+        ApiError::bad_request("from is required: <project>/<repository>:<tag> or @<digest>")
+    })?;
+    let (name, r) = match from.split_once('@') {
+        Some((n, d)) => (n, d.to_owned()),
+        None => match from
+            .rsplit_once(':')
+            .filter(|(n, t)| !t.contains('/') && !n.is_empty())
+        {
+            Some((n, t)) => (n, t.to_owned()),
+            None => {
+                return Err(ApiError::bad_request(
+                    "from must name a tag (:tag) or a digest (@sha256:…)",
+                ))
+            }
+        },
+    };
+    let source =
+        berth_oci::RepoName::parse(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let repo = decode_twice(&repo);
+    let target = berth_oci::RepoName::parse(&format!("{project}/{repo}"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let digest = s
+        .registry
+        .copy_artifact(&sub, &target, &source, &reference(&r)?)
+        .await?;
+    let mut res = ok_empty(StatusCode::CREATED);
+    let encoded = repo.replace('/', "%252F");
+    if let Ok(v) =
+        format!("/api/v2.0/projects/{project}/repositories/{encoded}/artifacts/{digest}").parse()
+    {
+        res.headers_mut().insert("location", v);
+    }
+    Ok(res)
+}
+
 /// `GET …/artifacts/{reference}/tags`.
 pub async fn list_tags(
     State(s): State<AppState>,

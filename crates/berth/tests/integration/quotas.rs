@@ -333,8 +333,111 @@ async fn parallel_pushes_never_overrun(s: &Server) {
     assert_eq!(warnings, 1);
 }
 
+/// Harbor's artifact copy: counted against the target project's quota,
+/// refused over it, subject to the target's immutability rules and to pull
+/// access on the source.
+async fn artifact_copy(s: &Server) {
+    s.create_project("csrc", false).await;
+    let (digest, body, blobs) = s.push_image("csrc/app", "v1", 2).await;
+    let dst = create_limited(s, "cdst", 1000).await;
+    let copy = |from: String| {
+        s.admin(
+            Method::POST,
+            &format!("/api/v2.0/projects/cdst/repositories/app/artifacts?from={from}"),
+        )
+        .send()
+    };
+    let res = copy("csrc/app:v1".into()).await.unwrap();
+    assert!(denied_message(res)
+        .await
+        .contains("will exceed the configured upper limit of 1000 B"));
+    s.admin(Method::PUT, &format!("/api/v2.0/quotas/{dst}"))
+        .json(&json!({ "hard": { "storage": -1 } }))
+        .send()
+        .await
+        .unwrap();
+    let res = copy("csrc/app:v1".into()).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "{}",
+        res.text().await.unwrap()
+    );
+    assert!(location(&res).ends_with(&format!("/repositories/app/artifacts/{digest}")));
+    let res = s
+        .admin(Method::GET, "/v2/cdst/app/manifests/v1")
+        .header("accept", berth_oci::media::OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&res, "docker-content-digest").as_deref(),
+        Some(digest.as_str())
+    );
+    for b in &blobs {
+        let st = s
+            .admin(Method::GET, &format!("/v2/cdst/app/blobs/{b}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(st, StatusCode::OK);
+    }
+    let src = s.get_json("/api/v2.0/projects/csrc").await["project_id"]
+        .as_i64()
+        .unwrap();
+    let sizes = used(s, src).await;
+    assert_eq!(
+        used(s, dst).await,
+        sizes,
+        "the copy counts what the source holds"
+    );
+    assert!(sizes > body.len() as i64);
+    // By digest, again: nothing new to count.
+    let res = copy(format!("csrc/app@{digest}")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(used(s, dst).await, sizes);
+    // An immutable tag of the target cannot be moved by a copy.
+    let res = s
+        .admin(Method::POST, "/api/v2.0/projects/cdst/immutabletagrules")
+        .json(&json!({
+            "tag_selectors": [{ "kind": "doublestar", "decoration": "matches", "pattern": "v1" }],
+            "scope_selectors": { "repository": [{ "kind": "doublestar", "decoration": "repoMatches", "pattern": "**" }] },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    s.push_image("csrc/app", "v1", 1).await;
+    let res = copy("csrc/app:v1".into()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
+    // Pull access on the source is needed; bad references are refused.
+    s.create_user("copier", "Copier-12345").await;
+    s.add_member("cdst", "copier", 2).await;
+    let res = s
+        .basic(
+            "copier",
+            "Copier-12345",
+            Method::POST,
+            "/api/v2.0/projects/cdst/repositories/app/artifacts?from=csrc/app:v1",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    for bad in ["", "csrc/app", "csrc/app:v9"] {
+        let res = copy(bad.into()).await.unwrap();
+        assert!(
+            matches!(res.status().as_u16(), 400 | 404),
+            "{bad}: {}",
+            res.status()
+        );
+    }
+}
+
 crate::on_backends!(
     enforced_and_counted_once,
     quota_api,
-    parallel_pushes_never_overrun
+    parallel_pushes_never_overrun,
+    artifact_copy
 );
