@@ -455,6 +455,7 @@ impl JobRunner for RetentionRunner {
                 .collect();
             let mut deleted = 0i64;
             for batch in doomed.chunks(DELETE_BATCH) {
+                let started = std::time::Instant::now();
                 let gone = self
                     .meta
                     .delete_artifacts(&name, batch, &|t| guard.is_immutable(&repo, t))
@@ -475,6 +476,9 @@ impl JobRunner for RetentionRunner {
                     ctx.log(format!("stopped after deleting {deleted} artifact(s)"));
                     return Ok(());
                 }
+                // Leave the store to pushes and pulls for a quarter of the
+                // time the batch took.
+                tokio::time::sleep(started.elapsed() / 4).await;
             }
             ctx.log(format!("deleted {deleted} artifact(s)"));
         }
