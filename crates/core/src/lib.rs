@@ -24,6 +24,7 @@ pub mod robots;
 pub mod schedule;
 pub mod settings;
 pub mod stats;
+pub mod system_jobs;
 pub mod tokens;
 pub mod users;
 
