@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use berth_core::audit::Audit;
+use berth_core::audit_purge::PurgeAudit;
 use berth_core::catalog::Catalog;
 use berth_core::gc::Gc;
 use berth_core::identity::Identity;
@@ -75,6 +76,7 @@ pub struct AppState {
     pub audit: Arc<Audit>,
     pub quotas: Arc<Quotas>,
     pub gc: Arc<Gc>,
+    pub purge_audit: Arc<PurgeAudit>,
     pub config: Arc<Settings>,
     pub settings: Arc<ApiSettings>,
 }

@@ -189,6 +189,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let gc = Arc::new(berth_core::gc::Gc::new(meta.clone(), cfg.gc_time_window));
+    let purge_audit = Arc::new(berth_core::audit_purge::PurgeAudit::new(meta.clone()));
     let state = AppState {
         registry,
         catalog,
@@ -202,6 +203,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
             events.clone(),
         )),
         gc: gc.clone(),
+        purge_audit: purge_audit.clone(),
         config: settings.clone(),
         settings: Arc::new(ApiSettings {
             external_url: cfg.external_url.clone(),
@@ -239,6 +241,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
                 blobs.clone(),
                 events.clone(),
             )),
+            Arc::new(berth_core::audit_purge::AuditLogPurger::new(meta.clone())),
         ],
         worker_name,
     );
@@ -248,7 +251,10 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
     }));
     let scheduler = tokio::spawn(berth_core::schedule::run_scheduler(
         meta.clone(),
-        vec![gc as Arc<dyn berth_core::schedule::Scheduled>],
+        vec![
+            gc as Arc<dyn berth_core::schedule::Scheduled>,
+            purge_audit as Arc<dyn berth_core::schedule::Scheduled>,
+        ],
         std::time::Duration::from_secs(1),
         stop_rx.clone(),
     ));

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod audit_purge;
 pub mod catalog;
 pub mod clock;
 pub mod error;

@@ -14,7 +14,8 @@ use crate::clock::Millis;
 use crate::error::CoreResult;
 use crate::model::*;
 use crate::query::{
-    ArtifactQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery, UserQuery,
+    ArtifactQuery, AuditPurgeQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery,
+    UserQuery,
 };
 
 /// A stream of bytes read from or written to storage.
@@ -196,6 +197,12 @@ pub trait SystemStore: Send + Sync {
         query: &AuditQuery,
         page: Page,
     ) -> CoreResult<(Vec<AuditEntry>, i64)>;
+    /// Deletes up to `limit` of the entries `query` selects, oldest first,
+    /// in one short statement (callers loop, so the writer is never held
+    /// long); returns how many were deleted.
+    async fn purge_audit(&self, query: &AuditPurgeQuery, limit: i64) -> CoreResult<i64>;
+    /// How many entries `query` selects now (a dry run's answer).
+    async fn count_audit_purge(&self, query: &AuditPurgeQuery) -> CoreResult<i64>;
 }
 
 /// Persisted background work: executions, their tasks and task logs. Any

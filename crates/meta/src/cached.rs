@@ -19,7 +19,8 @@ use berth_core::ports::{
     SystemStore, UntaggedArtifact, UserStore,
 };
 use berth_core::query::{
-    ArtifactQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery, UserQuery,
+    ArtifactQuery, AuditPurgeQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery,
+    UserQuery,
 };
 use berth_oci::{Digest, Reference, RepoName, Tag};
 
@@ -642,6 +643,12 @@ impl SystemStore for CachedStore {
         page: Page,
     ) -> CoreResult<(Vec<AuditEntry>, i64)> {
         self.inner.list_audit(query, page).await
+    }
+    async fn purge_audit(&self, query: &AuditPurgeQuery, limit: i64) -> CoreResult<i64> {
+        self.inner.purge_audit(query, limit).await
+    }
+    async fn count_audit_purge(&self, query: &AuditPurgeQuery) -> CoreResult<i64> {
+        self.inner.count_audit_purge(query).await
     }
 }
 

@@ -2171,6 +2171,50 @@ impl SystemStore for Store {
         let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
         Ok((rows.into_iter().map(audit_from).collect(), total.0))
     }
+
+    async fn purge_audit(&self, query: &AuditPurgeQuery, limit: i64) -> CoreResult<i64> {
+        let mut qb = QueryBuilder::<Db>::new("DELETE FROM audit_logs WHERE id IN (SELECT id");
+        push_audit_purge(&mut qb, query);
+        qb.push(" ORDER BY op_time, id LIMIT ");
+        qb.push_bind(limit);
+        qb.push(")");
+        let r = qb.build().execute(self.writer()).await.map_err(db)?;
+        Ok(r.rows_affected() as i64)
+    }
+
+    async fn count_audit_purge(&self, query: &AuditPurgeQuery) -> CoreResult<i64> {
+        let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*)");
+        push_audit_purge(&mut qb, query);
+        let n: (i64,) = qb.build_query_as().fetch_one(self.reader()).await.map_err(db)?;
+        Ok(n.0)
+    }
+}
+
+/// `FROM audit_logs WHERE …` for the entries a purge selects: older than
+/// its time and, when it names operations or event types, matching one.
+fn push_audit_purge(qb: &mut QueryBuilder<'_, Db>, query: &AuditPurgeQuery) {
+    qb.push(" FROM audit_logs WHERE op_time < ");
+    qb.push_bind(query.before);
+    if query.operations.is_empty() && query.event_types.is_empty() {
+        return;
+    }
+    qb.push(" AND (1 = 0");
+    if !query.operations.is_empty() {
+        qb.push(" OR operation IN (");
+        let mut sep = qb.separated(", ");
+        for op in &query.operations {
+            sep.push_bind(op.clone());
+        }
+        sep.push_unseparated(")");
+    }
+    for (op, resource_type) in &query.event_types {
+        qb.push(" OR (operation = ");
+        qb.push_bind(op.clone());
+        qb.push(" AND resource_type = ");
+        qb.push_bind(resource_type.clone());
+        qb.push(")");
+    }
+    qb.push(")");
 }
 
 /// A blob is referenced while some artifact's manifest names it.

@@ -38,6 +38,7 @@ both!(
     jobs_run_to_an_end,
     jobs_are_claimed_once,
     jobs_stop_and_survive_crashes,
+    audit_log_purge,
 );
 
 fn digest(n: u32) -> Digest {
@@ -1174,4 +1175,97 @@ async fn jobs_stop_and_survive_crashes(store: Arc<dyn MetaStore>) {
         store.execution(e.id).await.unwrap().unwrap().status,
         JobStatus::Success
     );
+}
+
+fn audit_entry(operation: &str, resource_type: &str, op_time: i64) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        project_id: 0,
+        operation: operation.into(),
+        operation_description: format!("{operation} {resource_type}"),
+        resource_type: resource_type.into(),
+        resource: "r".into(),
+        username: "u".into(),
+        is_successful: true,
+        op_time,
+    }
+}
+
+async fn audit_total(store: &Arc<dyn MetaStore>) -> i64 {
+    let all = AuditQuery {
+        projects: None,
+        operation: None,
+        resource_type: None,
+        resource: None,
+        username: None,
+        from: None,
+        to: None,
+        sort: vec![],
+    };
+    store.list_audit(&all, Page::new(1, 1)).await.unwrap().1
+}
+
+async fn audit_log_purge(store: Arc<dyn MetaStore>) {
+    const HOUR: i64 = 3_600_000;
+    let now = berth_core::clock::now();
+    let old = now - 48 * HOUR;
+    let mut entries: Vec<AuditEntry> = (0..1200)
+        .map(|i| audit_entry("pull", "artifact", old + i))
+        .collect();
+    entries.push(audit_entry("create", "artifact", old));
+    entries.push(audit_entry("delete", "artifact", old));
+    entries.push(audit_entry("create", "project", old));
+    entries.push(audit_entry("create", "artifact", now - HOUR));
+    store.insert_audit(&entries).await.unwrap();
+    assert_eq!(audit_total(&store).await, 1204);
+    let q = |ops: &[&str], types: &[(&str, &str)]| AuditPurgeQuery {
+        before: now - 24 * HOUR,
+        operations: ops.iter().map(|o| o.to_string()).collect(),
+        event_types: types
+            .iter()
+            .map(|(o, r)| (o.to_string(), r.to_string()))
+            .collect(),
+    };
+    // Counting (a dry run) selects by age, operation and event type.
+    assert_eq!(store.count_audit_purge(&q(&[], &[])).await.unwrap(), 1203);
+    assert_eq!(
+        store.count_audit_purge(&q(&["create"], &[])).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .count_audit_purge(&q(&[], &[("create", "artifact")]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_audit_purge(&q(&["delete"], &[("create", "project")]))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.count_audit_purge(&q(&["logout"], &[])).await.unwrap(),
+        0
+    );
+    assert_eq!(audit_total(&store).await, 1204, "counting deletes nothing");
+    // Deleting goes in batches of at most `limit`.
+    let pulls = q(&["pull"], &[]);
+    assert_eq!(store.purge_audit(&pulls, 1000).await.unwrap(), 1000);
+    assert_eq!(store.purge_audit(&pulls, 1000).await.unwrap(), 200);
+    assert_eq!(store.purge_audit(&pulls, 1000).await.unwrap(), 0);
+    assert_eq!(audit_total(&store).await, 4);
+    assert_eq!(
+        store
+            .purge_audit(&q(&[], &[("create", "artifact")]), 1000)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.purge_audit(&q(&[], &[]), 1000).await.unwrap(), 2);
+    // What is younger than the cutoff stays.
+    assert_eq!(audit_total(&store).await, 1);
+    assert_eq!(store.count_audit_purge(&q(&[], &[])).await.unwrap(), 0);
 }

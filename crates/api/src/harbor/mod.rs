@@ -7,6 +7,7 @@ pub mod error;
 mod gc;
 pub mod models;
 mod projects;
+mod purge_audit;
 pub mod query;
 mod quotas;
 mod repositories;
@@ -81,6 +82,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/system/gc/{gc_id}", get(gc::get).put(gc::stop))
         .route("/system/gc/{gc_id}/log", get(gc::log))
+        .route("/system/purgeaudit", get(purge_audit::history))
+        .route(
+            "/system/purgeaudit/schedule",
+            get(purge_audit::get_schedule)
+                .post(purge_audit::create_schedule)
+                .put(purge_audit::update_schedule),
+        )
+        .route(
+            "/system/purgeaudit/{purge_id}",
+            get(purge_audit::get).put(purge_audit::stop),
+        )
+        .route("/system/purgeaudit/{purge_id}/log", get(purge_audit::log))
         .route("/quotas", get(quotas::list))
         .route("/quotas/{id}", get(quotas::get).put(quotas::update))
         .route("/systeminfo", get(system::systeminfo))

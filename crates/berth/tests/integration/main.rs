@@ -13,6 +13,7 @@ mod gc;
 mod harbor_api;
 mod jobs;
 mod portal;
+mod purge_audit;
 mod quotas;
 mod rbac;
 mod security;
