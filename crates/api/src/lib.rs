@@ -21,6 +21,7 @@ use berth_core::quotas::Quotas;
 use berth_core::registry::Registry;
 use berth_core::robots::Robots;
 use berth_core::settings::Settings;
+use berth_core::storage_requests::StorageRequests;
 use berth_core::users::Users;
 use http::{HeaderName, HeaderValue};
 
@@ -77,6 +78,7 @@ pub struct AppState {
     pub quotas: Arc<Quotas>,
     pub gc: Arc<Gc>,
     pub purge_audit: Arc<PurgeAudit>,
+    pub storage_requests: Arc<StorageRequests>,
     pub config: Arc<Settings>,
     pub settings: Arc<ApiSettings>,
 }

@@ -204,6 +204,10 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         )),
         gc: gc.clone(),
         purge_audit: purge_audit.clone(),
+        storage_requests: Arc::new(berth_core::storage_requests::StorageRequests::new(
+            meta.clone(),
+            events.clone(),
+        )),
         config: settings.clone(),
         settings: Arc::new(ApiSettings {
             external_url: cfg.external_url.clone(),

@@ -25,6 +25,7 @@ pub mod robots;
 pub mod schedule;
 pub mod settings;
 pub mod stats;
+pub mod storage_requests;
 pub mod system_jobs;
 pub mod tokens;
 pub mod users;

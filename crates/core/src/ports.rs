@@ -15,7 +15,7 @@ use crate::error::CoreResult;
 use crate::model::*;
 use crate::query::{
     ArtifactQuery, AuditPurgeQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery,
-    UserQuery,
+    StorageRequestQuery, UserQuery,
 };
 
 /// A stream of bytes read from or written to storage.
@@ -519,6 +519,35 @@ pub trait GcStore: Send + Sync {
     async fn unmark_blobs(&self) -> CoreResult<i64>;
 }
 
+/// Requests for more storage (`core::storage_requests`). A project has at
+/// most one pending request.
+#[async_trait]
+pub trait StorageRequestStore: Send + Sync {
+    /// Records a pending request. `Conflict` if the project already has a
+    /// pending one; `ProjectNotFound` if the project is gone.
+    async fn create_storage_request(&self, new: &NewStorageRequest) -> CoreResult<StorageRequest>;
+    async fn storage_request(&self, id: i64) -> CoreResult<Option<StorageRequest>>;
+    /// A page of requests matching the query, newest first, and the total.
+    async fn list_storage_requests(
+        &self,
+        query: &StorageRequestQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<StorageRequest>, i64)>;
+    /// Decides a pending request in one transaction: its status, reviewer
+    /// and comment and, when approved, the project's storage limit becomes
+    /// the requested storage. `Conflict` if it is not pending any more
+    /// (two deciders: exactly one wins); `None` if there is no such
+    /// request.
+    async fn decide_storage_request(
+        &self,
+        id: i64,
+        decision: &StorageDecision,
+    ) -> CoreResult<Option<StorageRequest>>;
+    /// Deletes a pending request. `Conflict` if it was decided; `false` if
+    /// there is no such request.
+    async fn withdraw_storage_request(&self, id: i64) -> CoreResult<bool>;
+}
+
 /// The whole metadata store.
 pub trait MetaStore:
     UserStore
@@ -528,6 +557,7 @@ pub trait MetaStore:
     + GcStore
     + SystemStore
     + JobStore
+    + StorageRequestStore
     + Send
     + Sync
     + 'static

@@ -198,3 +198,9 @@ pub struct AuditPurgeQuery {
     /// (`create_artifact` is `("create", "artifact")`).
     pub event_types: Vec<(String, String)>,
 }
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StorageRequestQuery {
+    pub project_id: Option<ProjectId>,
+    pub status: Option<crate::model::StorageRequestStatus>,
+}

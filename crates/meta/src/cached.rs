@@ -16,11 +16,11 @@ use berth_core::error::CoreResult;
 use berth_core::model::*;
 use berth_core::ports::{
     AccountStore, BlobPresence, GcStore, JobStore, MetaStore, ProjectStore, RegistryStore,
-    SystemStore, UntaggedArtifact, UserStore,
+    StorageRequestStore, SystemStore, UntaggedArtifact, UserStore,
 };
 use berth_core::query::{
     ArtifactQuery, AuditPurgeQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery,
-    UserQuery,
+    StorageRequestQuery, UserQuery,
 };
 use berth_oci::{Digest, Reference, RepoName, Tag};
 
@@ -777,5 +777,34 @@ impl GcStore for CachedStore {
         let r = self.inner.unmark_blobs().await;
         self.invalidate(|m| m.blobs.clear());
         r
+    }
+}
+
+/// Nothing here is cached: approving changes only a project's storage
+/// limit, which the cache does not hold.
+#[async_trait]
+impl StorageRequestStore for CachedStore {
+    async fn create_storage_request(&self, new: &NewStorageRequest) -> CoreResult<StorageRequest> {
+        self.inner.create_storage_request(new).await
+    }
+    async fn storage_request(&self, id: i64) -> CoreResult<Option<StorageRequest>> {
+        self.inner.storage_request(id).await
+    }
+    async fn list_storage_requests(
+        &self,
+        query: &StorageRequestQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<StorageRequest>, i64)> {
+        self.inner.list_storage_requests(query, page).await
+    }
+    async fn decide_storage_request(
+        &self,
+        id: i64,
+        decision: &StorageDecision,
+    ) -> CoreResult<Option<StorageRequest>> {
+        self.inner.decide_storage_request(id, decision).await
+    }
+    async fn withdraw_storage_request(&self, id: i64) -> CoreResult<bool> {
+        self.inner.withdraw_storage_request(id).await
     }
 }

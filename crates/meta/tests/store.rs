@@ -39,6 +39,7 @@ both!(
     jobs_are_claimed_once,
     jobs_stop_and_survive_crashes,
     audit_log_purge,
+    storage_requests,
 );
 
 fn digest(n: u32) -> Digest {
@@ -1268,4 +1269,160 @@ async fn audit_log_purge(store: Arc<dyn MetaStore>) {
     // What is younger than the cutoff stays.
     assert_eq!(audit_total(&store).await, 1);
     assert_eq!(store.count_audit_purge(&q(&[], &[])).await.unwrap(), 0);
+}
+
+async fn storage_requests(store: Arc<dyn MetaStore>) {
+    let a = admin(&store).await;
+    let p = project(&store, "sr", a.id, false).await;
+    let other = project(&store, "sr-other", a.id, false).await;
+    assert!(store.set_storage_limit(p.id, 1 << 30, 5).await.unwrap());
+    let new = |project_id: i64, storage: i64, now: i64| NewStorageRequest {
+        project_id,
+        requested_storage: storage,
+        current_storage_limit: 1 << 30,
+        reason: "more CI images".into(),
+        requester: "pat".into(),
+        now,
+    };
+    let r = store
+        .create_storage_request(&new(p.id, 2 << 30, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.project_id,
+            r.project_name.as_str(),
+            r.requested_storage,
+            r.current_storage_limit
+        ),
+        (p.id, "sr", 2 << 30, 1 << 30)
+    );
+    assert_eq!(r.status, StorageRequestStatus::Pending);
+    assert_eq!(
+        (r.reason.as_str(), r.requester.as_str(), r.reviewer.as_str()),
+        ("more CI images", "pat", "")
+    );
+    assert_eq!((r.creation_time, r.update_time), (10, 10));
+    assert_eq!(store.storage_request(r.id).await.unwrap(), Some(r.clone()));
+    assert!(store.storage_request(r.id + 100).await.unwrap().is_none());
+    // One pending request per project.
+    assert!(matches!(
+        store.create_storage_request(&new(p.id, 3 << 30, 11)).await,
+        Err(CoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_storage_request(&new(9999, 3 << 30, 11)).await,
+        Err(CoreError::ProjectNotFound(_))
+    ));
+    let o = store
+        .create_storage_request(&new(other.id, 5 << 30, 12))
+        .await
+        .unwrap();
+
+    let list = |project_id, status| {
+        let store = store.clone();
+        async move {
+            let (rows, total) = store
+                .list_storage_requests(
+                    &StorageRequestQuery { project_id, status },
+                    Page::new(1, 10),
+                )
+                .await
+                .unwrap();
+            (rows.iter().map(|r| r.id).collect::<Vec<_>>(), total)
+        }
+    };
+    assert_eq!(
+        list(None, None).await,
+        (vec![o.id, r.id], 2),
+        "newest first"
+    );
+    assert_eq!(list(Some(p.id), None).await, (vec![r.id], 1));
+    assert_eq!(list(None, Some(StorageRequestStatus::Pending)).await.1, 2);
+    assert_eq!(list(None, Some(StorageRequestStatus::Approved)).await.1, 0);
+    let (page2, total) = store
+        .list_storage_requests(&StorageRequestQuery::default(), Page::new(2, 1))
+        .await
+        .unwrap();
+    assert_eq!((page2[0].id, total), (r.id, 2));
+
+    // Approving sets the limit with the decision.
+    let decision = |status, now| StorageDecision {
+        status,
+        reviewer: "boss".into(),
+        comment: "fine".into(),
+        now,
+    };
+    let d = store
+        .decide_storage_request(r.id, &decision(StorageRequestStatus::Approved, 20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.status, StorageRequestStatus::Approved);
+    assert_eq!(
+        (d.reviewer.as_str(), d.comment.as_str(), d.update_time),
+        ("boss", "fine", 20)
+    );
+    assert_eq!(
+        store
+            .project_by_id(p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .storage_limit,
+        2 << 30
+    );
+    // Deciding again is refused and changes nothing.
+    assert!(matches!(
+        store
+            .decide_storage_request(r.id, &decision(StorageRequestStatus::Declined, 30))
+            .await,
+        Err(CoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.storage_request(r.id).await.unwrap().unwrap().status,
+        StorageRequestStatus::Approved
+    );
+    assert!(store
+        .decide_storage_request(r.id + 100, &decision(StorageRequestStatus::Approved, 30))
+        .await
+        .unwrap()
+        .is_none());
+    // Declining leaves the limit alone.
+    store
+        .decide_storage_request(o.id, &decision(StorageRequestStatus::Declined, 31))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .project_by_id(other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .storage_limit,
+        -1
+    );
+    assert_eq!(
+        list(None, Some(StorageRequestStatus::Declined)).await,
+        (vec![o.id], 1)
+    );
+
+    // A decided request cannot be withdrawn; a pending one can, once.
+    assert!(matches!(
+        store.withdraw_storage_request(r.id).await,
+        Err(CoreError::Conflict(_))
+    ));
+    let again = store
+        .create_storage_request(&new(p.id, 4 << 30, 40))
+        .await
+        .expect("a new request once the last one was decided");
+    assert!(store.withdraw_storage_request(again.id).await.unwrap());
+    assert!(!store.withdraw_storage_request(again.id).await.unwrap());
+    assert!(store.storage_request(again.id).await.unwrap().is_none());
+
+    // Requests go with their project.
+    store.delete_project(other.id).await.unwrap();
+    assert!(store.storage_request(o.id).await.unwrap().is_none());
+    assert_eq!(list(None, None).await, (vec![r.id], 1));
 }

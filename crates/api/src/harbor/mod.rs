@@ -11,6 +11,7 @@ mod purge_audit;
 pub mod query;
 mod quotas;
 mod repositories;
+mod storage_requests;
 mod system;
 
 use axum::extract::{FromRequest, Request};
@@ -94,6 +95,17 @@ pub fn router(state: AppState) -> Router {
             get(purge_audit::get).put(purge_audit::stop),
         )
         .route("/system/purgeaudit/{purge_id}/log", get(purge_audit::log))
+        .route(
+            "/projects/{project}/storage-requests",
+            get(storage_requests::list_project).post(storage_requests::create),
+        )
+        .route("/storage-requests", get(storage_requests::list))
+        .route(
+            "/storage-requests/{id}",
+            get(storage_requests::get)
+                .put(storage_requests::decide)
+                .delete(storage_requests::withdraw),
+        )
         .route("/quotas", get(quotas::list))
         .route("/quotas/{id}", get(quotas::get).put(quotas::update))
         .route("/systeminfo", get(system::systeminfo))

@@ -17,6 +17,7 @@ mod purge_audit;
 mod quotas;
 mod rbac;
 mod security;
+mod storage_requests;
 
 /// Runs a test body against each backend pair: SQLite + filesystem, and
 /// PostgreSQL + S3.
