@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::logs::routes())
         .merge(pages::configuration::routes())
         .merge(pages::admin::routes())
+        .merge(pages::storage_requests::routes())
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
