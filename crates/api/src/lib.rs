@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use berth_core::audit::Audit;
+use berth_core::audit_purge::PurgeAudit;
 use berth_core::catalog::Catalog;
 use berth_core::gc::Gc;
 use berth_core::identity::Identity;
@@ -22,6 +23,7 @@ use berth_core::registry::Registry;
 use berth_core::retention::Retention;
 use berth_core::robots::Robots;
 use berth_core::settings::Settings;
+use berth_core::storage_requests::StorageRequests;
 use berth_core::users::Users;
 use http::{HeaderName, HeaderValue};
 
@@ -79,6 +81,8 @@ pub struct AppState {
     pub gc: Arc<Gc>,
     pub immutability: Arc<Immutability>,
     pub retention: Arc<Retention>,
+    pub purge_audit: Arc<PurgeAudit>,
+    pub storage_requests: Arc<StorageRequests>,
     pub config: Arc<Settings>,
     pub settings: Arc<ApiSettings>,
 }

@@ -660,7 +660,14 @@ async fn main() {
                     .expect("executions JSON");
                 let e = list
                     .as_array()
-                    .and_then(|a| a.iter().find(|e| e["id"].to_string() == id).cloned())
+                    .and_then(|a| {
+                        a.iter()
+                            .find(|e| {
+                                e["id"].as_i64().map(|n| n.to_string()).as_deref()
+                                    == Some(id.as_str())
+                            })
+                            .cloned()
+                    })
                     .unwrap_or_default();
                 let s = e["status"].as_str().unwrap_or("").to_owned();
                 if ["Success", "Error", "Stopped"].contains(&s.as_str()) {

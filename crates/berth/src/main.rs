@@ -190,6 +190,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let gc = Arc::new(berth_core::gc::Gc::new(meta.clone(), cfg.gc_time_window));
     let retention = Arc::new(berth_core::retention::Retention::new(meta.clone()));
+    let purge_audit = Arc::new(berth_core::audit_purge::PurgeAudit::new(meta.clone()));
     let state = AppState {
         registry,
         catalog,
@@ -205,6 +206,11 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         gc: gc.clone(),
         immutability: Arc::new(berth_core::immutable::Immutability::new(meta.clone())),
         retention: retention.clone(),
+        purge_audit: purge_audit.clone(),
+        storage_requests: Arc::new(berth_core::storage_requests::StorageRequests::new(
+            meta.clone(),
+            events.clone(),
+        )),
         config: settings.clone(),
         settings: Arc::new(ApiSettings {
             external_url: cfg.external_url.clone(),
@@ -246,6 +252,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
                 meta.clone(),
                 events.clone(),
             )),
+            Arc::new(berth_core::audit_purge::AuditLogPurger::new(meta.clone())),
         ],
         worker_name,
     );
@@ -258,6 +265,7 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
         vec![
             gc as Arc<dyn berth_core::schedule::Scheduled>,
             retention as Arc<dyn berth_core::schedule::Scheduled>,
+            purge_audit as Arc<dyn berth_core::schedule::Scheduled>,
         ],
         std::time::Duration::from_secs(1),
         stop_rx.clone(),

@@ -42,6 +42,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "delete_member",
     "warning_quota",
     "exceed_quota",
+    "create_storage_request",
+    "approve_storage_request",
+    "decline_storage_request",
+    "delete_storage_request",
 ];
 
 #[allow(clippy::too_many_arguments)] // one positional row, as the table has it
@@ -470,6 +474,79 @@ pub fn entry_for(event: &Event, record_pulls: bool) -> Option<AuditEntry> {
             format!("quota exceeded: {message}"),
             operator,
             false,
+            *time,
+        ),
+        Event::StorageRequested {
+            project_id,
+            project,
+            request_id,
+            storage,
+            operator,
+            time,
+        } => entry(
+            *project_id,
+            "create",
+            "storage_request",
+            project.clone(),
+            format!(
+                "request {} of storage for project {project} (request {request_id})",
+                crate::model::human_bytes(*storage)
+            ),
+            operator,
+            true,
+            *time,
+        ),
+        Event::StorageRequestDecided {
+            project_id,
+            project,
+            request_id,
+            storage,
+            approved,
+            operator,
+            time,
+        } => {
+            let (op, d) = if *approved {
+                (
+                    "approve",
+                    format!(
+                        "approve storage request {request_id} of project {project}: limit set to {}",
+                        crate::model::human_bytes(*storage)
+                    ),
+                )
+            } else {
+                (
+                    "decline",
+                    format!(
+                        "decline storage request {request_id} of project {project} for {}",
+                        crate::model::human_bytes(*storage)
+                    ),
+                )
+            };
+            entry(
+                *project_id,
+                op,
+                "storage_request",
+                project.clone(),
+                d,
+                operator,
+                true,
+                *time,
+            )
+        }
+        Event::StorageRequestWithdrawn {
+            project_id,
+            project,
+            request_id,
+            operator,
+            time,
+        } => entry(
+            *project_id,
+            "delete",
+            "storage_request",
+            project.clone(),
+            format!("withdraw storage request {request_id} of project {project}"),
+            operator,
+            true,
             *time,
         ),
     })

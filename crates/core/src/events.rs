@@ -173,6 +173,34 @@ pub enum Event {
         operator: String,
         time: Millis,
     },
+    /// A project admin asked for a storage limit of `storage` bytes.
+    StorageRequested {
+        project_id: ProjectId,
+        project: String,
+        request_id: i64,
+        storage: i64,
+        operator: String,
+        time: Millis,
+    },
+    /// A system admin approved (the limit is now `storage`) or declined a
+    /// storage request.
+    StorageRequestDecided {
+        project_id: ProjectId,
+        project: String,
+        request_id: i64,
+        storage: i64,
+        approved: bool,
+        operator: String,
+        time: Millis,
+    },
+    /// A pending storage request was withdrawn.
+    StorageRequestWithdrawn {
+        project_id: ProjectId,
+        project: String,
+        request_id: i64,
+        operator: String,
+        time: Millis,
+    },
 }
 
 /// Fan-out of [`Event`]s to every subscriber.

@@ -21,15 +21,16 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::access::{self, Action, Resource, Subject};
+use crate::access::{Action, Resource, Subject};
 use crate::clock::{self, Millis};
 use crate::error::{CoreError, CoreResult};
 use crate::events::{Event, EventBus};
-use crate::jobs::{Interrupted, JobRunner, Jobs, TaskContext};
+use crate::jobs::{Interrupted, JobRunner, TaskContext};
 use crate::model::{human_bytes, Execution};
 use crate::ports::{BlobStore, MetaStore};
 use crate::query::Page;
-use crate::schedule::{self, ScheduleSpec, Scheduled};
+use crate::schedule::{ScheduleSpec, Scheduled};
+use crate::system_jobs::SystemJob;
 
 /// The executions' kind, as Harbor names it.
 pub const GARBAGE_COLLECTION: &str = "GARBAGE_COLLECTION";
@@ -275,16 +276,19 @@ impl JobRunner for GarbageCollector {
 
 /// The GC API (`/system/gc`): system admins only.
 pub struct Gc {
-    meta: Arc<dyn MetaStore>,
-    jobs: Jobs,
+    job: SystemJob,
     time_window: Duration,
 }
 
 impl Gc {
     pub fn new(meta: Arc<dyn MetaStore>, time_window: Duration) -> Self {
         Gc {
-            jobs: Jobs::new(meta.clone()),
-            meta,
+            job: SystemJob::new(
+                meta,
+                GARBAGE_COLLECTION,
+                Resource::GarbageCollection,
+                "garbage collection",
+            ),
             time_window,
         }
     }
@@ -300,7 +304,7 @@ impl Gc {
         params: GcParams,
         trigger: &str,
     ) -> CoreResult<Execution> {
-        access::authorize(subject, None, Resource::GarbageCollection, Action::Create)?;
+        self.job.authorize(subject, Action::Create)?;
         self.submit(params, trigger).await
     }
 
@@ -308,19 +312,8 @@ impl Gc {
     pub async fn submit(&self, mut params: GcParams, trigger: &str) -> CoreResult<Execution> {
         params.validate()?;
         params.time_window_ms = self.time_window.as_millis().min(i64::MAX as u128) as Millis;
-        let (latest, _) = self
-            .meta
-            .list_executions(GARBAGE_COLLECTION, None, Page::new(1, 1))
-            .await?;
-        if latest.first().is_some_and(|e| !e.status.is_final()) {
-            return Err(CoreError::Conflict(
-                "a garbage collection is already running".into(),
-            ));
-        }
         let attrs = serde_json::to_value(params).map_err(CoreError::internal)?;
-        self.jobs
-            .submit(GARBAGE_COLLECTION, 0, trigger, attrs.clone(), vec![attrs])
-            .await
+        self.job.submit(trigger, attrs).await
     }
 
     pub async fn history(
@@ -328,44 +321,27 @@ impl Gc {
         subject: &Subject,
         page: Page,
     ) -> CoreResult<(Vec<Execution>, i64)> {
-        access::authorize(subject, None, Resource::GarbageCollection, Action::List)?;
-        self.meta
-            .list_executions(GARBAGE_COLLECTION, None, page)
-            .await
+        self.job.history(subject, page).await
     }
 
     pub async fn get(&self, subject: &Subject, id: i64) -> CoreResult<Execution> {
-        access::authorize(subject, None, Resource::GarbageCollection, Action::Read)?;
-        self.meta
-            .execution(id)
-            .await?
-            .filter(|e| e.vendor_type == GARBAGE_COLLECTION)
-            .ok_or_else(|| CoreError::NotFound(format!("garbage collection {id}")))
+        self.job.get(subject, id).await
     }
 
     /// The run's log, one line per entry with its time.
     pub async fn log(&self, subject: &Subject, id: i64) -> CoreResult<Vec<(Millis, String)>> {
-        let e = self.get(subject, id).await?;
-        let mut lines = vec![];
-        for t in self.meta.tasks(e.id).await? {
-            lines.extend(self.meta.task_log(t.id).await?);
-        }
-        Ok(lines)
+        self.job.log(subject, id).await
     }
 
     pub async fn stop(&self, subject: &Subject, id: i64) -> CoreResult<()> {
-        access::authorize(subject, None, Resource::GarbageCollection, Action::Stop)?;
-        let e = self.get(subject, id).await?;
-        self.jobs.stop(e.id).await?;
-        Ok(())
+        self.job.stop(subject, id).await
     }
 }
 
 impl Gc {
     /// The GC schedule, if one is set.
     pub async fn schedule(&self, subject: &Subject) -> CoreResult<Option<crate::model::Schedule>> {
-        access::authorize(subject, None, Resource::GarbageCollection, Action::Read)?;
-        self.meta.schedule(GARBAGE_COLLECTION, 0).await
+        self.job.schedule(subject).await
     }
 
     /// Sets the schedule (or, `Manual`, runs now and returns the run).
@@ -375,13 +351,13 @@ impl Gc {
         spec: &ScheduleSpec,
         params: GcParams,
     ) -> CoreResult<Option<Execution>> {
-        access::authorize(subject, None, Resource::GarbageCollection, Action::Create)?;
+        self.job.authorize(subject, Action::Create)?;
         params.validate()?;
         if *spec == ScheduleSpec::Manual {
             return self.submit(params, "MANUAL").await.map(Some);
         }
         let value = serde_json::to_value(params).map_err(CoreError::internal)?;
-        schedule::save(self.meta.as_ref(), GARBAGE_COLLECTION, 0, spec, value).await?;
+        self.job.save_schedule(spec, value).await?;
         Ok(None)
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod audit_purge;
 pub mod catalog;
 pub mod clock;
 pub mod error;
@@ -27,6 +28,8 @@ pub mod schedule;
 pub mod selectors;
 pub mod settings;
 pub mod stats;
+pub mod storage_requests;
+pub mod system_jobs;
 pub mod tokens;
 pub mod users;
 

@@ -562,6 +562,79 @@ pub enum Heartbeat {
     Lost,
 }
 
+// ---- storage requests ---------------------------------------------------------
+
+/// Where a request for more storage stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StorageRequestStatus {
+    Pending,
+    Approved,
+    Declined,
+}
+
+impl StorageRequestStatus {
+    pub const ALL: [StorageRequestStatus; 3] = [
+        StorageRequestStatus::Pending,
+        StorageRequestStatus::Approved,
+        StorageRequestStatus::Declined,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageRequestStatus::Pending => "pending",
+            StorageRequestStatus::Approved => "approved",
+            StorageRequestStatus::Declined => "declined",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StorageRequestStatus> {
+        StorageRequestStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// A project admin's request for a larger storage quota, and what a
+/// system admin decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageRequest {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub project_name: String,
+    /// The new limit asked for, in bytes.
+    pub requested_storage: i64,
+    /// The project's limit when the request was made (-1: unlimited).
+    pub current_storage_limit: i64,
+    pub reason: String,
+    pub status: StorageRequestStatus,
+    /// Usernames; `reviewer` is empty while pending.
+    pub requester: String,
+    pub reviewer: String,
+    pub comment: String,
+    pub creation_time: Millis,
+    pub update_time: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewStorageRequest {
+    pub project_id: ProjectId,
+    pub requested_storage: i64,
+    pub current_storage_limit: i64,
+    pub reason: String,
+    pub requester: String,
+    pub now: Millis,
+}
+
+/// A system admin's decision on a pending request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageDecision {
+    /// `Approved` or `Declined`.
+    pub status: StorageRequestStatus,
+    pub reviewer: String,
+    pub comment: String,
+    pub now: Millis,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

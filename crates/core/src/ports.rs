@@ -14,7 +14,8 @@ use crate::clock::Millis;
 use crate::error::CoreResult;
 use crate::model::*;
 use crate::query::{
-    ArtifactQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery, UserQuery,
+    ArtifactQuery, AuditPurgeQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery,
+    StorageRequestQuery, UserQuery,
 };
 
 /// A stream of bytes read from or written to storage.
@@ -196,6 +197,12 @@ pub trait SystemStore: Send + Sync {
         query: &AuditQuery,
         page: Page,
     ) -> CoreResult<(Vec<AuditEntry>, i64)>;
+    /// Deletes up to `limit` of the entries `query` selects, oldest first,
+    /// in one short statement (callers loop, so the writer is never held
+    /// long); returns how many were deleted.
+    async fn purge_audit(&self, query: &AuditPurgeQuery, limit: i64) -> CoreResult<i64>;
+    /// How many entries `query` selects now (a dry run's answer).
+    async fn count_audit_purge(&self, query: &AuditPurgeQuery) -> CoreResult<i64>;
 }
 
 /// Persisted background work: executions, their tasks and task logs. Any
@@ -576,6 +583,35 @@ pub trait GcStore: Send + Sync {
     async fn unmark_blobs(&self) -> CoreResult<i64>;
 }
 
+/// Requests for more storage (`core::storage_requests`). A project has at
+/// most one pending request.
+#[async_trait]
+pub trait StorageRequestStore: Send + Sync {
+    /// Records a pending request. `Conflict` if the project already has a
+    /// pending one; `ProjectNotFound` if the project is gone.
+    async fn create_storage_request(&self, new: &NewStorageRequest) -> CoreResult<StorageRequest>;
+    async fn storage_request(&self, id: i64) -> CoreResult<Option<StorageRequest>>;
+    /// A page of requests matching the query, newest first, and the total.
+    async fn list_storage_requests(
+        &self,
+        query: &StorageRequestQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<StorageRequest>, i64)>;
+    /// Decides a pending request in one transaction: its status, reviewer
+    /// and comment and, when approved, the project's storage limit becomes
+    /// the requested storage. `Conflict` if it is not pending any more
+    /// (two deciders: exactly one wins); `None` if there is no such
+    /// request.
+    async fn decide_storage_request(
+        &self,
+        id: i64,
+        decision: &StorageDecision,
+    ) -> CoreResult<Option<StorageRequest>>;
+    /// Deletes a pending request. `Conflict` if it was decided; `false` if
+    /// there is no such request.
+    async fn withdraw_storage_request(&self, id: i64) -> CoreResult<bool>;
+}
+
 /// The whole metadata store.
 pub trait MetaStore:
     UserStore
@@ -586,6 +622,7 @@ pub trait MetaStore:
     + PolicyStore
     + SystemStore
     + JobStore
+    + StorageRequestStore
     + Send
     + Sync
     + 'static

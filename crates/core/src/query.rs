@@ -186,3 +186,21 @@ pub struct AuditQuery {
     pub to: Option<crate::clock::Millis>,
     pub sort: Vec<Sort<AuditSortField>>,
 }
+
+/// The audit entries a purge deletes: those older than `before` and, when
+/// `operations` or `event_types` name any, only those matching one of them.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AuditPurgeQuery {
+    pub before: crate::clock::Millis,
+    /// Operations (`create`, `delete`, `pull`, …).
+    pub operations: Vec<String>,
+    /// (operation, resource type) pairs: Harbor's event types
+    /// (`create_artifact` is `("create", "artifact")`).
+    pub event_types: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StorageRequestQuery {
+    pub project_id: Option<ProjectId>,
+    pub status: Option<crate::model::StorageRequestStatus>,
+}

@@ -16,10 +16,11 @@ use berth_core::error::CoreResult;
 use berth_core::model::*;
 use berth_core::ports::{
     AccountStore, BlobPresence, GcStore, JobStore, MetaStore, ProjectStore, RegistryStore,
-    SystemStore, TagGuard, UntaggedArtifact, UserStore,
+    StorageRequestStore, SystemStore, TagGuard, UntaggedArtifact, UserStore,
 };
 use berth_core::query::{
-    ArtifactQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery, UserQuery,
+    ArtifactQuery, AuditPurgeQuery, AuditQuery, Page, ProjectQuery, RepositoryQuery, RobotQuery,
+    StorageRequestQuery, UserQuery,
 };
 use berth_oci::{Digest, Reference, RepoName, Tag};
 
@@ -651,6 +652,12 @@ impl SystemStore for CachedStore {
     ) -> CoreResult<(Vec<AuditEntry>, i64)> {
         self.inner.list_audit(query, page).await
     }
+    async fn purge_audit(&self, query: &AuditPurgeQuery, limit: i64) -> CoreResult<i64> {
+        self.inner.purge_audit(query, limit).await
+    }
+    async fn count_audit_purge(&self, query: &AuditPurgeQuery) -> CoreResult<i64> {
+        self.inner.count_audit_purge(query).await
+    }
 }
 
 #[async_trait]
@@ -851,5 +858,34 @@ impl berth_core::ports::PolicyStore for CachedStore {
             m.manifests.remove(repository.as_str());
         });
         r
+    }
+}
+
+/// Nothing here is cached: approving changes only a project's storage
+/// limit, which the cache does not hold.
+#[async_trait]
+impl StorageRequestStore for CachedStore {
+    async fn create_storage_request(&self, new: &NewStorageRequest) -> CoreResult<StorageRequest> {
+        self.inner.create_storage_request(new).await
+    }
+    async fn storage_request(&self, id: i64) -> CoreResult<Option<StorageRequest>> {
+        self.inner.storage_request(id).await
+    }
+    async fn list_storage_requests(
+        &self,
+        query: &StorageRequestQuery,
+        page: Page,
+    ) -> CoreResult<(Vec<StorageRequest>, i64)> {
+        self.inner.list_storage_requests(query, page).await
+    }
+    async fn decide_storage_request(
+        &self,
+        id: i64,
+        decision: &StorageDecision,
+    ) -> CoreResult<Option<StorageRequest>> {
+        self.inner.decide_storage_request(id, decision).await
+    }
+    async fn withdraw_storage_request(&self, id: i64) -> CoreResult<bool> {
+        self.inner.withdraw_storage_request(id).await
     }
 }

@@ -12,7 +12,7 @@ use berth_core::access::{ProjectRef, Role, Visibility};
 use berth_core::clock::Millis;
 use berth_core::error::{CoreError, CoreResult};
 use berth_core::model::*;
-use berth_core::ports::{AccountStore, BlobPresence, GcStore, TagGuard, MetaStore, ProjectStore, RegistryStore, SystemStore, UntaggedArtifact, UserStore};
+use berth_core::ports::{AccountStore, BlobPresence, GcStore, TagGuard, MetaStore, ProjectStore, RegistryStore, StorageRequestStore, SystemStore, UntaggedArtifact, UserStore};
 use berth_core::query::*;
 use berth_oci::{Digest, Platform, Reference, RepoName, Tag};
 use bytes::Bytes;
@@ -234,6 +234,18 @@ fn user_from(r: UserRow) -> User {
 const USER_COLUMNS: &str = "id, username, email, realname, comment, password_hash, sysadmin, creation_time, update_time";
 
 impl Store {
+    /// Sets a project's storage quota; `false` if there is no such project.
+    async fn update_storage_limit(conn: &mut <Db as sqlx::Database>::Connection, id: ProjectId, limit: i64, now: Millis) -> CoreResult<bool> {
+        let r = sqlx::query("UPDATE projects SET storage_limit = $1, update_time = $2 WHERE id = $3")
+            .bind(limit)
+            .bind(now)
+            .bind(id)
+            .execute(conn)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Tags and references of the given artifacts, attached in place.
     async fn attach_details(&self, artifacts: &mut [Artifact]) -> CoreResult<()> {
         if artifacts.is_empty() {
@@ -712,14 +724,7 @@ impl ProjectStore for Store {
     }
 
     async fn set_storage_limit(&self, id: ProjectId, limit: i64, now: Millis) -> CoreResult<bool> {
-        let r = sqlx::query("UPDATE projects SET storage_limit = $1, update_time = $2 WHERE id = $3")
-            .bind(limit)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *self.durable().await?)
-            .await
-            .map_err(db)?;
-        Ok(r.rows_affected() > 0)
+        Self::update_storage_limit(&mut *self.durable().await?, id, limit, now).await
     }
 
     async fn delete_project(&self, id: ProjectId) -> CoreResult<Vec<Upload>> {
@@ -2188,6 +2193,50 @@ impl SystemStore for Store {
         let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
         Ok((rows.into_iter().map(audit_from).collect(), total.0))
     }
+
+    async fn purge_audit(&self, query: &AuditPurgeQuery, limit: i64) -> CoreResult<i64> {
+        let mut qb = QueryBuilder::<Db>::new("DELETE FROM audit_logs WHERE id IN (SELECT id");
+        push_audit_purge(&mut qb, query);
+        qb.push(" ORDER BY op_time, id LIMIT ");
+        qb.push_bind(limit);
+        qb.push(")");
+        let r = qb.build().execute(self.writer()).await.map_err(db)?;
+        Ok(r.rows_affected() as i64)
+    }
+
+    async fn count_audit_purge(&self, query: &AuditPurgeQuery) -> CoreResult<i64> {
+        let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*)");
+        push_audit_purge(&mut qb, query);
+        let n: (i64,) = qb.build_query_as().fetch_one(self.reader()).await.map_err(db)?;
+        Ok(n.0)
+    }
+}
+
+/// `FROM audit_logs WHERE …` for the entries a purge selects: older than
+/// its time and, when it names operations or event types, matching one.
+fn push_audit_purge(qb: &mut QueryBuilder<'_, Db>, query: &AuditPurgeQuery) {
+    qb.push(" FROM audit_logs WHERE op_time < ");
+    qb.push_bind(query.before);
+    if query.operations.is_empty() && query.event_types.is_empty() {
+        return;
+    }
+    qb.push(" AND (1 = 0");
+    if !query.operations.is_empty() {
+        qb.push(" OR operation IN (");
+        let mut sep = qb.separated(", ");
+        for op in &query.operations {
+            sep.push_bind(op.clone());
+        }
+        sep.push_unseparated(")");
+    }
+    for (op, resource_type) in &query.event_types {
+        qb.push(" OR (operation = ");
+        qb.push_bind(op.clone());
+        qb.push(" AND resource_type = ");
+        qb.push_bind(resource_type.clone());
+        qb.push(")");
+    }
+    qb.push(")");
 }
 
 /// A blob is referenced while some artifact's manifest names it.
@@ -2519,5 +2568,149 @@ impl berth_core::ports::PolicyStore for Store {
         let deleted = Self::delete_artifacts_deep(&mut tx, repo_id, present.into_iter().map(|r| r.0).collect(), true, immutable).await?;
         tx.commit().await.map_err(db)?;
         Ok(deleted)
+    }
+}
+
+const STORAGE_REQUEST_SELECT: &str = "SELECT s.id, s.project_id, p.name, s.requested_storage, s.current_storage_limit, s.reason, s.status, s.requester, s.reviewer, s.comment, s.creation_time, s.update_time
+     FROM storage_requests s JOIN projects p ON p.id = s.project_id";
+
+type StorageRequestRow = (i64, i64, String, i64, i64, String, String, String, String, String, i64, i64);
+
+fn storage_request_from(r: StorageRequestRow) -> CoreResult<StorageRequest> {
+    Ok(StorageRequest {
+        id: r.0,
+        project_id: r.1,
+        project_name: r.2,
+        requested_storage: r.3,
+        current_storage_limit: r.4,
+        reason: r.5,
+        status: StorageRequestStatus::parse(&r.6)
+            .ok_or_else(|| CoreError::Internal(format!("corrupt storage request status in metadata store: {:?}", r.6)))?,
+        requester: r.7,
+        reviewer: r.8,
+        comment: r.9,
+        creation_time: r.10,
+        update_time: r.11,
+    })
+}
+
+#[async_trait]
+impl StorageRequestStore for Store {
+    async fn create_storage_request(&self, new: &NewStorageRequest) -> CoreResult<StorageRequest> {
+        let id: Result<(i64,), _> = sqlx::query_as(
+            "INSERT INTO storage_requests (project_id, requested_storage, current_storage_limit, reason, status, requester, creation_time, update_time)
+             SELECT id, $2, $3, $4, 'pending', $5, $6, $6 FROM projects WHERE id = $1 RETURNING id",
+        )
+        .bind(new.project_id)
+        .bind(new.requested_storage)
+        .bind(new.current_storage_limit)
+        .bind(&new.reason)
+        .bind(&new.requester)
+        .bind(new.now)
+        .fetch_one(&mut *self.durable().await?)
+        .await;
+        let id = match id {
+            Ok(r) => r.0,
+            Err(sqlx::Error::RowNotFound) => return Err(CoreError::ProjectNotFound(new.project_id.to_string())),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(CoreError::Conflict("the project has a pending storage request already".into()))
+            }
+            Err(e) => return Err(db(e)),
+        };
+        self.storage_request(id)
+            .await?
+            .ok_or_else(|| CoreError::Internal("created storage request vanished".into()))
+    }
+
+    async fn storage_request(&self, id: i64) -> CoreResult<Option<StorageRequest>> {
+        let row: Option<StorageRequestRow> = sqlx::query_as(&format!("{STORAGE_REQUEST_SELECT} WHERE s.id = $1"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await
+            .map_err(db)?;
+        row.map(storage_request_from).transpose()
+    }
+
+    async fn list_storage_requests(&self, query: &StorageRequestQuery, page: Page) -> CoreResult<(Vec<StorageRequest>, i64)> {
+        fn filters(qb: &mut QueryBuilder<'_, Db>, query: &StorageRequestQuery) {
+            qb.push(" WHERE 1 = 1");
+            if let Some(p) = query.project_id {
+                qb.push(" AND s.project_id = ");
+                qb.push_bind(p);
+            }
+            if let Some(status) = query.status {
+                qb.push(" AND s.status = ");
+                qb.push_bind(status.as_str());
+            }
+        }
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM storage_requests s JOIN projects p ON p.id = s.project_id");
+        filters(&mut count, query);
+        let total: (i64,) = count.build_query_as().fetch_one(self.reader()).await.map_err(db)?;
+        let mut qb = QueryBuilder::<Db>::new(STORAGE_REQUEST_SELECT);
+        filters(&mut qb, query);
+        qb.push(" ORDER BY s.id DESC LIMIT ");
+        qb.push_bind(page.size as i64);
+        qb.push(" OFFSET ");
+        qb.push_bind(page.offset().min(i64::MAX as u64) as i64);
+        let rows: Vec<StorageRequestRow> = qb.build_query_as().fetch_all(self.reader()).await.map_err(db)?;
+        let rows = rows.into_iter().map(storage_request_from).collect::<CoreResult<_>>()?;
+        Ok((rows, total.0))
+    }
+
+    async fn decide_storage_request(&self, id: i64, decision: &StorageDecision) -> CoreResult<Option<StorageRequest>> {
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+        // Conditional on 'pending': on PostgreSQL a second decider waits for
+        // the first one's row lock, then finds the request decided.
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE storage_requests SET status = $1, reviewer = $2, comment = $3, update_time = $4
+             WHERE id = $5 AND status = 'pending' RETURNING project_id, requested_storage",
+        )
+        .bind(decision.status.as_str())
+        .bind(&decision.reviewer)
+        .bind(&decision.comment)
+        .bind(decision.now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some((project_id, storage)) = row else {
+            let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM storage_requests WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            return match exists {
+                Some(_) => Err(CoreError::Conflict(format!("storage request {id} was decided already"))),
+                None => Ok(None),
+            };
+        };
+        if decision.status == StorageRequestStatus::Approved {
+            Self::update_storage_limit(&mut tx, project_id, storage, decision.now).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        drop(conn);
+        self.storage_request(id).await
+    }
+
+    async fn withdraw_storage_request(&self, id: i64) -> CoreResult<bool> {
+        let mut conn = self.durable().await?;
+        let r = sqlx::query("DELETE FROM storage_requests WHERE id = $1 AND status = 'pending'")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM storage_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+        match exists {
+            Some(_) => Err(CoreError::Conflict(format!("storage request {id} was decided already"))),
+            None => Ok(false),
+        }
     }
 }

@@ -26,6 +26,7 @@ both!(
     stop_requests_reach_running_tasks,
     a_dead_workers_task_is_taken_over,
     a_due_schedule_fires_once_across_nodes,
+    audit_purge_runs_as_a_job,
 );
 
 fn jobs_store(s: &Arc<dyn MetaStore>) -> Arc<dyn JobStore> {
@@ -260,4 +261,141 @@ async fn a_due_schedule_fires_once_across_nodes(store: Arc<dyn MetaStore>) {
     assert_eq!(after.next_run, next, "moved to the next 03:00");
     assert!(store.delete_schedule("COUNT", 7).await.unwrap());
     assert!(store.schedule("COUNT", 7).await.unwrap().is_none());
+}
+
+/// The `PURGE_AUDIT_LOG` job through its service and a worker: a dry run
+/// counts, a real run deletes old entries of the chosen operations only,
+/// and its log says what it did.
+async fn audit_purge_runs_as_a_job(store: Arc<dyn MetaStore>) {
+    use berth_core::access::{Principal, Subject};
+    use berth_core::audit_purge::{AuditLogPurger, AuditPurgeParams, PurgeAudit};
+    use berth_core::model::AuditEntry;
+
+    const HOUR: i64 = 3_600_000;
+    let now = berth_core::clock::now();
+    let entry = |operation: &str, op_time: i64| AuditEntry {
+        id: 0,
+        project_id: 0,
+        operation: operation.into(),
+        operation_description: operation.into(),
+        resource_type: "artifact".into(),
+        resource: "p/r:v1".into(),
+        username: "u".into(),
+        is_successful: true,
+        op_time,
+    };
+    let mut entries: Vec<_> = (0..3).map(|i| entry("pull", now - 30 * HOUR - i)).collect();
+    entries.push(entry("create", now - 30 * HOUR));
+    entries.push(entry("pull", now - HOUR));
+    store.insert_audit(&entries).await.unwrap();
+    let remaining = |op: &'static str| {
+        let store = store.clone();
+        async move {
+            let q = berth_core::query::AuditQuery {
+                projects: None,
+                operation: Some(berth_core::query::TextMatch::Exact(op.into())),
+                resource_type: None,
+                resource: None,
+                username: None,
+                from: None,
+                to: None,
+                sort: vec![],
+            };
+            store
+                .list_audit(&q, berth_core::query::Page::new(1, 1))
+                .await
+                .unwrap()
+                .1
+        }
+    };
+
+    let admin = Subject::new(
+        Principal::User {
+            id: 1,
+            name: "admin".into(),
+            sysadmin: true,
+        },
+        Default::default(),
+    );
+    let user = Subject::new(
+        Principal::User {
+            id: 2,
+            name: "u".into(),
+            sysadmin: false,
+        },
+        Default::default(),
+    );
+    let purge = PurgeAudit::new(store.clone());
+    let worker = Worker::new(
+        jobs_store(&store),
+        vec![Arc::new(AuditLogPurger::new(store.clone()))],
+        "w".into(),
+    );
+    let params = |dry_run| AuditPurgeParams {
+        audit_retention_hour: 24,
+        include_operations: "pull".into(),
+        include_event_types: String::new(),
+        dry_run,
+    };
+    assert!(matches!(
+        purge.start(&user, params(true)).await,
+        Err(berth_core::CoreError::Denied(_))
+    ));
+    let log_of = |id: i64| {
+        let (purge, admin) = (&purge, &admin);
+        async move {
+            purge
+                .log(admin, id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+
+    let dry = purge.start(&admin, params(true)).await.unwrap();
+    assert!(
+        matches!(
+            purge.start(&admin, params(false)).await,
+            Err(berth_core::CoreError::Conflict(_))
+        ),
+        "one run at a time"
+    );
+    assert!(worker.run_once().await.unwrap());
+    assert_eq!(
+        purge.get(&admin, dry.id).await.unwrap().status,
+        JobStatus::Success
+    );
+    let log = log_of(dry.id).await;
+    assert!(
+        log.contains("would purge 3 audit log entries older than"),
+        "{log}"
+    );
+    assert_eq!(remaining("pull").await, 4, "a dry run deletes nothing");
+
+    let run = purge.start(&admin, params(false)).await.unwrap();
+    assert!(worker.run_once().await.unwrap());
+    assert_eq!(
+        purge.get(&admin, run.id).await.unwrap().status,
+        JobStatus::Success
+    );
+    let log = log_of(run.id).await;
+    assert!(
+        log.contains("retention 24 hour(s), operations pull"),
+        "{log}"
+    );
+    assert!(
+        log.contains("purged 3 audit log entries older than"),
+        "{log}"
+    );
+    assert_eq!(remaining("pull").await, 1, "the recent pull stays");
+    assert_eq!(remaining("create").await, 1, "other operations stay");
+    let (history, total) = purge
+        .history(&admin, berth_core::query::Page::new(1, 10))
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(history[0].id, run.id);
 }

@@ -38,6 +38,8 @@ both!(
     jobs_run_to_an_end,
     jobs_are_claimed_once,
     jobs_stop_and_survive_crashes,
+    audit_log_purge,
+    storage_requests,
 );
 
 fn digest(n: u32) -> Digest {
@@ -1180,4 +1182,253 @@ async fn jobs_stop_and_survive_crashes(store: Arc<dyn MetaStore>) {
         store.execution(e.id).await.unwrap().unwrap().status,
         JobStatus::Success
     );
+}
+
+fn audit_entry(operation: &str, resource_type: &str, op_time: i64) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        project_id: 0,
+        operation: operation.into(),
+        operation_description: format!("{operation} {resource_type}"),
+        resource_type: resource_type.into(),
+        resource: "r".into(),
+        username: "u".into(),
+        is_successful: true,
+        op_time,
+    }
+}
+
+async fn audit_total(store: &Arc<dyn MetaStore>) -> i64 {
+    let all = AuditQuery {
+        projects: None,
+        operation: None,
+        resource_type: None,
+        resource: None,
+        username: None,
+        from: None,
+        to: None,
+        sort: vec![],
+    };
+    store.list_audit(&all, Page::new(1, 1)).await.unwrap().1
+}
+
+async fn audit_log_purge(store: Arc<dyn MetaStore>) {
+    const HOUR: i64 = 3_600_000;
+    let now = berth_core::clock::now();
+    let old = now - 48 * HOUR;
+    let mut entries: Vec<AuditEntry> = (0..1200)
+        .map(|i| audit_entry("pull", "artifact", old + i))
+        .collect();
+    entries.push(audit_entry("create", "artifact", old));
+    entries.push(audit_entry("delete", "artifact", old));
+    entries.push(audit_entry("create", "project", old));
+    entries.push(audit_entry("create", "artifact", now - HOUR));
+    store.insert_audit(&entries).await.unwrap();
+    assert_eq!(audit_total(&store).await, 1204);
+    let q = |ops: &[&str], types: &[(&str, &str)]| AuditPurgeQuery {
+        before: now - 24 * HOUR,
+        operations: ops.iter().map(|o| o.to_string()).collect(),
+        event_types: types
+            .iter()
+            .map(|(o, r)| (o.to_string(), r.to_string()))
+            .collect(),
+    };
+    // Counting (a dry run) selects by age, operation and event type.
+    assert_eq!(store.count_audit_purge(&q(&[], &[])).await.unwrap(), 1203);
+    assert_eq!(
+        store.count_audit_purge(&q(&["create"], &[])).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .count_audit_purge(&q(&[], &[("create", "artifact")]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_audit_purge(&q(&["delete"], &[("create", "project")]))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.count_audit_purge(&q(&["logout"], &[])).await.unwrap(),
+        0
+    );
+    assert_eq!(audit_total(&store).await, 1204, "counting deletes nothing");
+    // Deleting goes in batches of at most `limit`.
+    let pulls = q(&["pull"], &[]);
+    assert_eq!(store.purge_audit(&pulls, 1000).await.unwrap(), 1000);
+    assert_eq!(store.purge_audit(&pulls, 1000).await.unwrap(), 200);
+    assert_eq!(store.purge_audit(&pulls, 1000).await.unwrap(), 0);
+    assert_eq!(audit_total(&store).await, 4);
+    assert_eq!(
+        store
+            .purge_audit(&q(&[], &[("create", "artifact")]), 1000)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.purge_audit(&q(&[], &[]), 1000).await.unwrap(), 2);
+    // What is younger than the cutoff stays.
+    assert_eq!(audit_total(&store).await, 1);
+    assert_eq!(store.count_audit_purge(&q(&[], &[])).await.unwrap(), 0);
+}
+
+async fn storage_requests(store: Arc<dyn MetaStore>) {
+    let a = admin(&store).await;
+    let p = project(&store, "sr", a.id, false).await;
+    let other = project(&store, "sr-other", a.id, false).await;
+    assert!(store.set_storage_limit(p.id, 1 << 30, 5).await.unwrap());
+    let new = |project_id: i64, storage: i64, now: i64| NewStorageRequest {
+        project_id,
+        requested_storage: storage,
+        current_storage_limit: 1 << 30,
+        reason: "more CI images".into(),
+        requester: "pat".into(),
+        now,
+    };
+    let r = store
+        .create_storage_request(&new(p.id, 2 << 30, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.project_id,
+            r.project_name.as_str(),
+            r.requested_storage,
+            r.current_storage_limit
+        ),
+        (p.id, "sr", 2 << 30, 1 << 30)
+    );
+    assert_eq!(r.status, StorageRequestStatus::Pending);
+    assert_eq!(
+        (r.reason.as_str(), r.requester.as_str(), r.reviewer.as_str()),
+        ("more CI images", "pat", "")
+    );
+    assert_eq!((r.creation_time, r.update_time), (10, 10));
+    assert_eq!(store.storage_request(r.id).await.unwrap(), Some(r.clone()));
+    assert!(store.storage_request(r.id + 100).await.unwrap().is_none());
+    // One pending request per project.
+    assert!(matches!(
+        store.create_storage_request(&new(p.id, 3 << 30, 11)).await,
+        Err(CoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create_storage_request(&new(9999, 3 << 30, 11)).await,
+        Err(CoreError::ProjectNotFound(_))
+    ));
+    let o = store
+        .create_storage_request(&new(other.id, 5 << 30, 12))
+        .await
+        .unwrap();
+
+    let list = |project_id, status| {
+        let store = store.clone();
+        async move {
+            let (rows, total) = store
+                .list_storage_requests(
+                    &StorageRequestQuery { project_id, status },
+                    Page::new(1, 10),
+                )
+                .await
+                .unwrap();
+            (rows.iter().map(|r| r.id).collect::<Vec<_>>(), total)
+        }
+    };
+    assert_eq!(
+        list(None, None).await,
+        (vec![o.id, r.id], 2),
+        "newest first"
+    );
+    assert_eq!(list(Some(p.id), None).await, (vec![r.id], 1));
+    assert_eq!(list(None, Some(StorageRequestStatus::Pending)).await.1, 2);
+    assert_eq!(list(None, Some(StorageRequestStatus::Approved)).await.1, 0);
+    let (page2, total) = store
+        .list_storage_requests(&StorageRequestQuery::default(), Page::new(2, 1))
+        .await
+        .unwrap();
+    assert_eq!((page2[0].id, total), (r.id, 2));
+
+    // Approving sets the limit with the decision.
+    let decision = |status, now| StorageDecision {
+        status,
+        reviewer: "boss".into(),
+        comment: "fine".into(),
+        now,
+    };
+    let d = store
+        .decide_storage_request(r.id, &decision(StorageRequestStatus::Approved, 20))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.status, StorageRequestStatus::Approved);
+    assert_eq!(
+        (d.reviewer.as_str(), d.comment.as_str(), d.update_time),
+        ("boss", "fine", 20)
+    );
+    assert_eq!(
+        store
+            .project_by_id(p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .storage_limit,
+        2 << 30
+    );
+    // Deciding again is refused and changes nothing.
+    assert!(matches!(
+        store
+            .decide_storage_request(r.id, &decision(StorageRequestStatus::Declined, 30))
+            .await,
+        Err(CoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.storage_request(r.id).await.unwrap().unwrap().status,
+        StorageRequestStatus::Approved
+    );
+    assert!(store
+        .decide_storage_request(r.id + 100, &decision(StorageRequestStatus::Approved, 30))
+        .await
+        .unwrap()
+        .is_none());
+    // Declining leaves the limit alone.
+    store
+        .decide_storage_request(o.id, &decision(StorageRequestStatus::Declined, 31))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .project_by_id(other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .storage_limit,
+        -1
+    );
+    assert_eq!(
+        list(None, Some(StorageRequestStatus::Declined)).await,
+        (vec![o.id], 1)
+    );
+
+    // A decided request cannot be withdrawn; a pending one can, once.
+    assert!(matches!(
+        store.withdraw_storage_request(r.id).await,
+        Err(CoreError::Conflict(_))
+    ));
+    let again = store
+        .create_storage_request(&new(p.id, 4 << 30, 40))
+        .await
+        .expect("a new request once the last one was decided");
+    assert!(store.withdraw_storage_request(again.id).await.unwrap());
+    assert!(!store.withdraw_storage_request(again.id).await.unwrap());
+    assert!(store.storage_request(again.id).await.unwrap().is_none());
+
+    // Requests go with their project.
+    store.delete_project(other.id).await.unwrap();
+    assert!(store.storage_request(o.id).await.unwrap().is_none());
+    assert_eq!(list(None, None).await, (vec![r.id], 1));
 }

@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::configuration::routes())
         .merge(pages::admin::routes())
         .merge(pages::policy::routes())
+        .merge(pages::storage_requests::routes())
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

@@ -66,6 +66,32 @@ pub(super) fn log_response(lines: &[(i64, String)]) -> axum::response::Response 
     res
 }
 
+/// A job's schedule as `ExecHistory` (`GET /system/…/schedule`).
+pub(super) fn schedule_json(job_name: &str, schedule: Option<&Schedule>) -> Value {
+    json!({
+        "id": schedule.map(|s| s.id).unwrap_or(0),
+        "job_name": job_name,
+        "job_kind": "SCHEDULE",
+        "job_parameters": schedule.map(|s| s.params.as_str()).unwrap_or("{}"),
+        "schedule": schedule_obj(schedule),
+        "deleted": false,
+        "creation_time": schedule.map(|s| iso(s.creation_time)),
+        "update_time": schedule.map(|s| iso(s.update_time)),
+    })
+}
+
+/// 201 to `POST /system/…/schedule`, with the `Location` of the run a
+/// `Manual` schedule started.
+pub(super) fn schedule_created(base: &str, run: Option<&Execution>) -> axum::response::Response {
+    let mut res = ok_empty(StatusCode::CREATED);
+    if let Some(e) = run {
+        if let Ok(v) = format!("{base}/{}", e.id).parse() {
+            res.headers_mut().insert("location", v);
+        }
+    }
+    res
+}
+
 pub(super) fn path_id(raw: &str, what: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
         .ok()
@@ -178,22 +204,9 @@ pub async fn get_schedule(
     Extension(sub): Extension<Subject>,
 ) -> ApiResult {
     let schedule = s.gc.schedule(&sub).await?;
-    let params = schedule
-        .as_ref()
-        .map(|s| s.params.clone())
-        .unwrap_or_else(|| "{}".into());
     Ok(json(
         StatusCode::OK,
-        &json!({
-            "id": schedule.as_ref().map(|s| s.id).unwrap_or(0),
-            "job_name": berth_core::gc::GARBAGE_COLLECTION,
-            "job_kind": "SCHEDULE",
-            "job_parameters": params,
-            "schedule": schedule_obj(schedule.as_ref()),
-            "deleted": false,
-            "creation_time": schedule.as_ref().map(|s| iso(s.creation_time)),
-            "update_time": schedule.as_ref().map(|s| iso(s.update_time)),
-        }),
+        &schedule_json(berth_core::gc::GARBAGE_COLLECTION, schedule.as_ref()),
     ))
 }
 
@@ -213,13 +226,7 @@ pub async fn create_schedule(
         .into());
     }
     let run = s.gc.set_schedule(&sub, &spec, params).await?;
-    let mut res = ok_empty(StatusCode::CREATED);
-    if let Some(e) = run {
-        if let Ok(v) = format!("/api/v2.0/system/gc/{}", e.id).parse() {
-            res.headers_mut().insert("location", v);
-        }
-    }
-    Ok(res)
+    Ok(schedule_created("/api/v2.0/system/gc", run.as_ref()))
 }
 
 /// `PUT /system/gc/schedule`.

@@ -8,10 +8,12 @@ mod gc;
 mod immutable;
 pub mod models;
 mod projects;
+mod purge_audit;
 pub mod query;
 mod quotas;
 mod repositories;
 mod retention;
+mod storage_requests;
 mod system;
 
 use axum::extract::{FromRequest, Request};
@@ -115,6 +117,29 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/system/gc/{gc_id}", get(gc::get).put(gc::stop))
         .route("/system/gc/{gc_id}/log", get(gc::log))
+        .route("/system/purgeaudit", get(purge_audit::history))
+        .route(
+            "/system/purgeaudit/schedule",
+            get(purge_audit::get_schedule)
+                .post(purge_audit::create_schedule)
+                .put(purge_audit::update_schedule),
+        )
+        .route(
+            "/system/purgeaudit/{purge_id}",
+            get(purge_audit::get).put(purge_audit::stop),
+        )
+        .route("/system/purgeaudit/{purge_id}/log", get(purge_audit::log))
+        .route(
+            "/projects/{project}/storage-requests",
+            get(storage_requests::list_project).post(storage_requests::create),
+        )
+        .route("/storage-requests", get(storage_requests::list))
+        .route(
+            "/storage-requests/{id}",
+            get(storage_requests::get)
+                .put(storage_requests::decide)
+                .delete(storage_requests::withdraw),
+        )
         .route("/quotas", get(quotas::list))
         .route("/quotas/{id}", get(quotas::get).put(quotas::update))
         .route("/systeminfo", get(system::systeminfo))

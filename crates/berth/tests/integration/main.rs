@@ -14,10 +14,12 @@ mod harbor_api;
 mod immutable;
 mod jobs;
 mod portal;
+mod purge_audit;
 mod quotas;
 mod rbac;
 mod retention;
 mod security;
+mod storage_requests;
 
 /// Runs a test body against each backend pair: SQLite + filesystem, and
 /// PostgreSQL + S3.

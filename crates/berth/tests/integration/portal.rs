@@ -897,3 +897,98 @@ async fn policies_in_chromium() {
         .unwrap()
         .contains("\"dry_run\":true"));
 }
+
+/// Storage requests: a project admin asks for more storage on the
+/// project's Summary (a mistake is shown by the form), a Developer sees no
+/// form, a system admin approves under Administration, and the quota
+/// changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_request_in_chromium() {
+    let s = Server::start(Backend::Embedded).await;
+    let Some(b) = Browser::start(&s, "storage-request").await else {
+        return;
+    };
+    const GIB: i64 = 1 << 30;
+    s.create_project("growing", false).await;
+    let pid = s.get_json("/api/v2.0/projects/growing").await["project_id"]
+        .as_i64()
+        .unwrap();
+    let res = s
+        .admin(Method::PUT, &format!("/api/v2.0/quotas/{pid}"))
+        .json(&json!({ "hard": { "storage": GIB } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    s.create_user_named("petra", "Petra Projectadmin", USER_PASSWORD)
+        .await;
+    s.add_member("growing", "petra", 1).await;
+    s.create_user_named("dora", "Dora Developer", USER_PASSWORD)
+        .await;
+    s.add_member("growing", "dora", 2).await;
+
+    // A Developer sees the quota, not the form.
+    b.sign_in("dora", USER_PASSWORD).await;
+    b.go("/harbor/projects/growing").await;
+    b.find("#quota").await;
+    b.find("#storage-requests").await;
+    assert!(!b.exists("#storage-request-form").await);
+    b.sign_out().await;
+
+    // The project admin asks; a limit below the current one is refused by
+    // the form.
+    b.sign_in("petra", USER_PASSWORD).await;
+    b.go("/harbor/projects/growing").await;
+    b.find("#storage-request-form").await;
+    b.shot("request-form").await;
+    b.fill("#storage-request-gib", "0.5").await;
+    b.fill("#storage-request-reason", "Nightly builds of the web app")
+        .await;
+    b.submit("#storage-request-form").await;
+    assert!(
+        b.text("#storage-request-error")
+            .await
+            .contains("more than the current limit"),
+        "{}",
+        b.source().await
+    );
+    b.shot("request-refused").await;
+    b.fill("#storage-request-gib", "5").await;
+    b.submit("#storage-request-form").await;
+    assert!(b.text("#notice").await.contains("Storage request sent"));
+    b.find("#storage-request-pending").await;
+    assert_eq!(
+        b.text("#storage-request-history .storage-request-status")
+            .await,
+        "pending"
+    );
+    assert!(!b.exists("#storage-request-form").await, "one at a time");
+    b.shot("request-pending").await;
+    b.sign_out().await;
+
+    // The system admin approves it from Administration.
+    b.sign_in("admin", ADMIN_PASSWORD).await;
+    b.go("/harbor/admin/users").await;
+    b.click("#admin-storage-requests-link").await;
+    let row = "#pending-storage-requests tr[data-project=growing]";
+    assert!(b.text(row).await.contains("Nightly builds of the web app"));
+    b.shot("admin-pending").await;
+    b.fill(&format!("{row} input[name=comment]"), "Enjoy").await;
+    b.click(&format!("{row} .approve-storage-request")).await;
+    assert!(b.text("#notice").await.contains("Approved"));
+    b.wait_gone(row).await;
+    assert_eq!(
+        b.text("#storage-requests tr[data-project=growing] .storage-request-status")
+            .await,
+        "approved"
+    );
+    b.shot("admin-approved").await;
+
+    // The quota changed, on the API and on the project's page.
+    let q = s.get_json(&format!("/api/v2.0/quotas/{pid}")).await;
+    assert_eq!(q["hard"]["storage"], 5 * GIB);
+    b.go("/harbor/projects/growing").await;
+    assert!(b.text("#quota").await.contains("5.00 GiB"));
+    assert!(b.text("#storage-request-history").await.contains("Enjoy"));
+    b.shot("quota-raised").await;
+}

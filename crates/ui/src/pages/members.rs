@@ -341,6 +341,7 @@ mod tests {
                 can_robots: false,
                 can_logs: false,
                 can_config: false,
+                can_policy: false,
             },
             q: XSS.into(),
             rows: vec![MemberRow {

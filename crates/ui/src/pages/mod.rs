@@ -19,6 +19,7 @@ pub mod projects;
 pub mod repositories;
 pub mod robot_form;
 pub mod robots;
+pub mod storage_requests;
 
 /// The tabs of a project page and the viewer's role in it.
 #[derive(Clone, Debug)]

@@ -1,5 +1,5 @@
 //! The projects list, "New project", and a project's Summary tab with the
-//! Connect panel and one-click push/pull robots.
+//! Connect panel, one-click push/pull robots and storage requests.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -15,6 +15,7 @@ use berth_core::robots::RobotSpec;
 use berth_core::CoreError;
 use serde::Deserialize;
 
+use super::storage_requests::{project_box, RequestForm, StorageBox};
 use super::{can, highest_role, project_nav, ProjectNav};
 use crate::error::UiResult;
 use crate::session::{Posted, Viewer};
@@ -244,10 +245,11 @@ struct SummaryPage {
     kubectl: Vec<Command>,
     can_robots: bool,
     created: Vec<CreatedSecret>,
+    storage: StorageBox,
 }
 
 /// A robot secret shown this once.
-struct CreatedSecret {
+pub(crate) struct CreatedSecret {
     purpose: &'static str,
     name: String,
     secret: String,
@@ -322,14 +324,19 @@ fn commands(
     (docker, podman, helm, kubectl)
 }
 
-async fn render_summary(
+/// The Summary tab; `form` is a storage request shown again with its
+/// error, answered with `status`.
+pub(crate) async fn render_summary(
     s: &AppState,
     viewer: &Viewer,
     headers: &HeaderMap,
     project: &str,
     created: Vec<CreatedSecret>,
+    form: RequestForm,
+    status: StatusCode,
 ) -> UiResult {
     let (p, nav) = project_nav(s, viewer, project, "summary").await?;
+    let storage = project_box(s, viewer, &p, form).await?;
     let (_, sum) = s
         .catalog
         .project_summary(&viewer.subject, &ProjectKey::Id(p.id))
@@ -343,8 +350,9 @@ async fn render_summary(
         .map(|c| (c.name.clone(), c.secret.clone()))
         .unwrap_or_else(|| ("ROBOT_NAME".into(), "ROBOT_SECRET".into()));
     let (docker, podman, helm, kubectl) = commands(&host, &p.name, &pull_user, &pull_secret);
-    page(
+    page_status(
         viewer,
+        status,
         &SummaryPage {
             chrome: Chrome::new(s, viewer, "projects").await?,
             repo_count: sum.repo_count,
@@ -364,6 +372,7 @@ async fn render_summary(
             kubectl,
             can_robots: can(viewer, &p, Resource::Robot, Action::Create),
             created,
+            storage,
             nav,
         },
     )
@@ -375,7 +384,16 @@ async fn summary(
     headers: HeaderMap,
     Path(project): Path<String>,
 ) -> UiResult {
-    render_summary(&s, &viewer, &headers, &project, vec![]).await
+    render_summary(
+        &s,
+        &viewer,
+        &headers,
+        &project,
+        vec![],
+        RequestForm::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// Creates a push robot and a pull robot for the project and shows both
@@ -452,7 +470,16 @@ async fn connect_robots(
             secret: made.secret,
         });
     }
-    render_summary(&s, viewer, &headers, &project, created).await
+    render_summary(
+        &s,
+        viewer,
+        &headers,
+        &project,
+        created,
+        RequestForm::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 #[cfg(test)]

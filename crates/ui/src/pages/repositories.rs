@@ -1392,6 +1392,7 @@ mod tests {
             can_robots: false,
             can_logs: false,
             can_config: false,
+            can_policy: false,
         }
     }
 

@@ -500,6 +500,7 @@ mod tests {
             can_robots: true,
             can_logs: true,
             can_config: true,
+            can_policy: false,
         }
     }
 
