@@ -892,6 +892,17 @@ async fn policies_in_chromium() {
     b.shot("admin-gc").await;
     let history = s.get_json("/api/v2.0/system/gc").await;
     assert_eq!(history.as_array().unwrap().len(), 1);
+    // Audit log purge from the same page.
+    b.fill("#purge-hours", "24").await;
+    b.click("#purge-dry").await;
+    b.submit("#purge-audit-form").await;
+    b.wait_text("Audit log purge").await;
+    b.find("#purge-history tr[data-purge]").await;
+    let purges = s.get_json("/api/v2.0/system/purgeaudit").await;
+    assert!(purges[0]["job_parameters"]
+        .as_str()
+        .unwrap()
+        .contains("\"audit_retention_hour\":24"));
     assert!(history[0]["job_parameters"]
         .as_str()
         .unwrap()

@@ -62,6 +62,7 @@ pub fn routes() -> Router<AppState> {
         .route("/harbor/admin/gc", get(gc_page))
         .route("/harbor/admin/gc/run", post(gc_run))
         .route("/harbor/admin/gc/schedule", post(gc_schedule))
+        .route("/harbor/admin/gc/purge-audit", post(purge_audit_run))
 }
 
 fn selector(decoration: &str, pattern: &str, untagged: Option<bool>) -> Selector {
@@ -567,10 +568,15 @@ struct GcPage {
     schedule_cron: String,
     next_run: String,
     window_hours: String,
+    purges: Vec<GcRow>,
 }
 
 async fn render_gc(s: &AppState, viewer: &Viewer, error: String, status: StatusCode) -> UiResult {
     let (runs, _) = s.gc.history(&viewer.subject, Page::new(1, 25)).await?;
+    let (purges, _) = s
+        .purge_audit
+        .history(&viewer.subject, Page::new(1, 10))
+        .await?;
     let schedule = s.gc.schedule(&viewer.subject).await?;
     page_status(
         viewer,
@@ -610,6 +616,20 @@ async fn render_gc(s: &AppState, viewer: &Viewer, error: String, status: StatusC
                 .map(|s| time(Some(s.next_run)))
                 .unwrap_or_default(),
             window_hours: format!("{:.1}", s.gc.time_window().as_secs_f64() / 3600.0),
+            purges: purges
+                .into_iter()
+                .map(|e| GcRow {
+                    id: e.id,
+                    status: e.status.as_str(),
+                    kind: if e.trigger == "SCHEDULE" {
+                        "Scheduled"
+                    } else {
+                        "Manual"
+                    },
+                    params: e.extra_attrs.clone(),
+                    started: time(Some(e.start_time)),
+                })
+                .collect(),
         },
     )
 }
@@ -677,6 +697,38 @@ async fn gc_schedule(State(s): State<AppState>, form: Posted<GcScheduleForm>) ->
         };
         s.gc.set_schedule(&viewer.subject, &spec, params).await?;
         Ok("Schedule saved.".to_owned())
+    }
+    .await;
+    gc_finish(&s, viewer, result).await
+}
+
+#[derive(Deserialize)]
+struct PurgeForm {
+    #[serde(default)]
+    hours: String,
+    #[serde(default)]
+    operations: String,
+    #[serde(default)]
+    dry_run: Option<String>,
+}
+
+/// Audit-log purge ("log rotation"): entries older than `hours`.
+async fn purge_audit_run(State(s): State<AppState>, form: Posted<PurgeForm>) -> UiResult {
+    let viewer = &form.viewer;
+    viewer.require()?;
+    let f = &form.value;
+    let result = async {
+        let hours: i64 = f.hours.trim().parse().map_err(|_| {
+            CoreError::BadRequest("Enter the number of hours of audit log to keep.".into())
+        })?;
+        let params = berth_core::audit_purge::AuditPurgeParams {
+            audit_retention_hour: hours,
+            include_operations: f.operations.trim().to_owned(),
+            include_event_types: String::new(),
+            dry_run: f.dry_run.is_some(),
+        };
+        let e = s.purge_audit.start(&viewer.subject, params).await?;
+        Ok(format!("Audit log purge {} started.", e.id))
     }
     .await;
     gc_finish(&s, viewer, result).await
