@@ -212,19 +212,13 @@ impl Registry {
         let now = clock::now();
         let stale =
             blob.used < now.saturating_sub(self.config.blob_touch_after.as_millis() as Millis);
-        match blob.status {
+        let touch = match blob.status {
             BlobStatus::Deleting => return Err(CoreError::BlobNotFound(digest.clone())),
-            BlobStatus::Delete => {
-                if self.meta.touch_blob(digest, now).await? == BlobPresence::Deleting {
-                    return Err(CoreError::BlobNotFound(digest.clone()));
-                }
-            }
-            BlobStatus::None if stale => {
-                if self.meta.touch_blob(digest, now).await? == BlobPresence::Deleting {
-                    return Err(CoreError::BlobNotFound(digest.clone()));
-                }
-            }
-            BlobStatus::None => {}
+            BlobStatus::Delete => true,
+            BlobStatus::None => stale,
+        };
+        if touch && self.meta.touch_blob(digest, now).await? == BlobPresence::Deleting {
+            return Err(CoreError::BlobNotFound(digest.clone()));
         }
         Ok(BlobHandle {
             digest: digest.clone(),

@@ -317,8 +317,14 @@ impl RegistryStore for CachedStore {
     async fn touch_blob(&self, digest: &Digest, now: Millis) -> CoreResult<BlobPresence> {
         let r = self.inner.touch_blob(digest, now).await;
         // The blob's time (and maybe status) changed in every repository
-        // linking it. Touches are rare: once per GC window per blob.
-        self.invalidate(|m| m.blobs.clear());
+        // linking it: drop those entries, and only those (upload
+        // completions touch too, so clearing the whole map would empty
+        // the read cache on every push).
+        self.invalidate(|m| {
+            for links in m.blobs.values_mut() {
+                links.remove(digest.as_str());
+            }
+        });
         r
     }
     async fn commit_blob(

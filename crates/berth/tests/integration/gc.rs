@@ -69,31 +69,14 @@ async fn start_gc(s: &Server, parameters: Value) -> i64 {
     loc.rsplit('/').next().unwrap().parse().unwrap()
 }
 
-/// Waits for a run to end; returns its history entry.
+const GC: &str = "/api/v2.0/system/gc";
+
 async fn wait_gc(s: &Server, id: i64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let h = s.get_json(&format!("/api/v2.0/system/gc/{id}")).await;
-        let status = h["job_status"].as_str().unwrap().to_owned();
-        if ["Success", "Error", "Stopped"].contains(&status.as_str()) {
-            return h;
-        }
-        assert!(Instant::now() < deadline, "GC {id} still {status}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_system_job(s, GC, id).await
 }
 
 async fn gc_log(s: &Server, id: i64) -> String {
-    let res = s
-        .admin(Method::GET, &format!("/api/v2.0/system/gc/{id}/log"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(header(&res, "content-type")
-        .unwrap()
-        .starts_with("text/plain"));
-    res.text().await.unwrap()
+    system_job_log(s, GC, id).await
 }
 
 async fn status(s: &Server, m: Method, path: &str) -> StatusCode {

@@ -473,3 +473,32 @@ pub async fn expect_error(res: Response, status: u16, code: &str) {
 pub fn random_bytes(n: usize) -> Vec<u8> {
     (0..n).map(|_| rand::random::<u8>()).collect()
 }
+
+/// Waits for a run of a system job (`/api/v2.0/system/gc`,
+/// `/api/v2.0/system/purgeaudit`) to end; returns its history entry.
+pub async fn wait_system_job(s: &Server, base: &str, id: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let h = s.get_json(&format!("{base}/{id}")).await;
+        let status = h["job_status"].as_str().unwrap().to_owned();
+        if ["Success", "Error", "Stopped"].contains(&status.as_str()) {
+            return h;
+        }
+        assert!(Instant::now() < deadline, "{base}/{id} still {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A system job run's log, which must be served as text.
+pub async fn system_job_log(s: &Server, base: &str, id: i64) -> String {
+    let res = s
+        .admin(Method::GET, &format!("{base}/{id}/log"))
+        .send()
+        .await
+        .expect("GET log");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(header(&res, "content-type")
+        .unwrap_or_default()
+        .starts_with("text/plain"));
+    res.text().await.expect("log text")
+}

@@ -38,31 +38,12 @@ async fn start_purge(s: &Server, parameters: Value) -> i64 {
     run_id(&res)
 }
 
-/// Waits for a run to end; returns its history entry.
 async fn wait_purge(s: &Server, id: i64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let h = s.get_json(&format!("{BASE}/{id}")).await;
-        let status = h["job_status"].as_str().unwrap().to_owned();
-        if ["Success", "Error", "Stopped"].contains(&status.as_str()) {
-            return h;
-        }
-        assert!(Instant::now() < deadline, "purge {id} still {status}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_system_job(s, BASE, id).await
 }
 
 async fn purge_log(s: &Server, id: i64) -> String {
-    let res = s
-        .admin(Method::GET, &format!("{BASE}/{id}/log"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(header(&res, "content-type")
-        .unwrap()
-        .starts_with("text/plain"));
-    res.text().await.unwrap()
+    system_job_log(s, BASE, id).await
 }
 
 /// How many audit entries with operation `op` there are.

@@ -556,6 +556,22 @@ struct GcRow {
     started: String,
 }
 
+impl GcRow {
+    fn of(e: berth_core::model::Execution) -> GcRow {
+        GcRow {
+            id: e.id,
+            status: e.status.as_str(),
+            kind: if e.trigger == "SCHEDULE" {
+                "Scheduled"
+            } else {
+                "Manual"
+            },
+            started: time(Some(e.start_time)),
+            params: e.extra_attrs,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin_gc.html")]
 struct GcPage {
@@ -585,20 +601,7 @@ async fn render_gc(s: &AppState, viewer: &Viewer, error: String, status: StatusC
             chrome: Chrome::new(s, viewer, "admin").await?,
             admin_tab: "gc",
             error,
-            rows: runs
-                .into_iter()
-                .map(|e| GcRow {
-                    id: e.id,
-                    status: e.status.as_str(),
-                    kind: if e.trigger == "SCHEDULE" {
-                        "Scheduled"
-                    } else {
-                        "Manual"
-                    },
-                    params: e.extra_attrs.clone(),
-                    started: time(Some(e.start_time)),
-                })
-                .collect(),
+            rows: runs.into_iter().map(GcRow::of).collect(),
             schedule_type: schedule
                 .as_ref()
                 .map(|s| s.kind.clone())
@@ -616,20 +619,7 @@ async fn render_gc(s: &AppState, viewer: &Viewer, error: String, status: StatusC
                 .map(|s| time(Some(s.next_run)))
                 .unwrap_or_default(),
             window_hours: format!("{:.1}", s.gc.time_window().as_secs_f64() / 3600.0),
-            purges: purges
-                .into_iter()
-                .map(|e| GcRow {
-                    id: e.id,
-                    status: e.status.as_str(),
-                    kind: if e.trigger == "SCHEDULE" {
-                        "Scheduled"
-                    } else {
-                        "Manual"
-                    },
-                    params: e.extra_attrs.clone(),
-                    started: time(Some(e.start_time)),
-                })
-                .collect(),
+            purges: purges.into_iter().map(GcRow::of).collect(),
         },
     )
 }
