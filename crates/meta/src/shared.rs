@@ -339,11 +339,14 @@ impl Store {
             sp.commit().await.map_err(db)?;
             return Ok(QuotaCharge::default());
         }
-        let row: Option<(i64, i64)> = sqlx::query_as(
+        // With `quota_per_project_enable` off, usage is still counted (so
+        // that turning it on needs no recount) but no limit applies: the
+        // charge reports an unlimited quota and raises no quota events.
+        let row: Option<(i64, i64)> = sqlx::query_as(&format!(
             "UPDATE projects SET storage_used = storage_used + $1
-             WHERE id = $2 AND (storage_limit < 0 OR storage_used + $1 <= storage_limit)
-             RETURNING storage_used, storage_limit",
-        )
+             WHERE id = $2 AND (storage_limit < 0 OR storage_used + $1 <= storage_limit OR NOT {QUOTA_ON})
+             RETURNING storage_used, CASE WHEN {QUOTA_ON} THEN storage_limit ELSE -1 END"
+        ))
         .bind(added)
         .bind(project_id)
         .fetch_optional(&mut *sp)
@@ -2238,6 +2241,11 @@ fn push_audit_purge(qb: &mut QueryBuilder<'_, Db>, query: &AuditPurgeQuery) {
     }
     qb.push(")");
 }
+
+/// Whether quotas are enforced: the system setting
+/// `quota_per_project_enable`, stored as JSON, unless set to `false`.
+const QUOTA_ON: &str =
+    "NOT EXISTS (SELECT 1 FROM configurations WHERE key = 'quota_per_project_enable' AND value = 'false')";
 
 /// A blob is referenced while some artifact's manifest names it.
 const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = blobs.digest)";

@@ -435,7 +435,57 @@ async fn artifact_copy(s: &Server) {
     }
 }
 
+/// `quota_per_project_enable = false` lifts every limit (usage is still
+/// counted and no quota events are raised); switching it back on
+/// enforces the limits again, on the counted usage.
+async fn switched_off_by_configuration(s: &Server) {
+    let id = create_limited(s, "qoff", 5_000).await;
+    let set = |on: bool| async move {
+        let res = s
+            .admin(Method::PUT, "/api/v2.0/configurations")
+            .json(&json!({ "quota_per_project_enable": on }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    };
+    set(false).await;
+    let cfg = s.get_json("/api/v2.0/configurations").await;
+    assert_eq!(cfg["quota_per_project_enable"]["value"], false, "{cfg}");
+    for _ in 0..2 {
+        let res = upload(s, "qoff/app", &random_bytes(4_000)).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    assert_eq!(used(s, id).await, 8_000);
+    assert_eq!(quota(s, id).await["hard"]["storage"], 5_000);
+
+    set(true).await;
+    let msg = denied_message(upload(s, "qoff/app", &random_bytes(100)).await).await;
+    assert!(msg.contains("current usage of 7.8 KiB"), "{msg}");
+    assert_eq!(used(s, id).await, 8_000);
+
+    // The audit log (written in order, in batches) holds that refusal and
+    // nothing from the pushes while quotas were off, though they crossed
+    // 85 % and the limit.
+    let mut logs = vec![];
+    for _ in 0..50 {
+        logs = s
+            .get_json("/api/v2.0/auditlog-exts?q=resource_type%3Dquota&page_size=50")
+            .await
+            .as_array()
+            .unwrap()
+            .clone();
+        if !logs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0]["operation"], "exceed", "{logs:?}");
+}
+
 crate::on_backends!(
+    switched_off_by_configuration,
     enforced_and_counted_once,
     quota_api,
     parallel_pushes_never_overrun,
