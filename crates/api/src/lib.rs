@@ -106,6 +106,17 @@ pub fn app(state: AppState, portal: Router) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
 }
 
+/// Counts the request as foreground load while it is handled, so that
+/// background jobs pace themselves around it (`berth_core::load`).
+pub async fn count_requests(
+    State(foreground): State<berth_core::load::Foreground>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let _serving = foreground.enter();
+    next.run(req).await
+}
+
 /// Assigns a request id (the client's `X-Request-Id` if sane), echoes it,
 /// and logs method, path, status, duration and id once per request.
 async fn log_requests(State(_state): State<AppState>, mut req: Request, next: Next) -> Response {

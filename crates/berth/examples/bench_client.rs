@@ -260,27 +260,41 @@ async fn main() {
                     let (blobs, next, target, repo) =
                         (blobs.clone(), next.clone(), target.clone(), repo.clone());
                     tokio::spawn(async move {
+                        // Each push's time (POST + PUT), in seconds.
+                        let mut times = vec![];
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             if i >= blobs.len() {
                                 break;
                             }
                             let (d, b) = &blobs[i];
+                            let t = Instant::now();
                             target
                                 .push(&repo, d, reqwest::Body::from(b.clone()))
                                 .await
                                 .expect("push");
+                            times.push(t.elapsed().as_secs_f64());
                         }
+                        times
                     })
                 })
                 .collect();
+            let mut times = vec![];
             for w in workers {
-                w.await.expect("worker");
+                times.extend(w.await.expect("worker"));
             }
             let secs = started.elapsed().as_secs_f64();
+            times.sort_by(f64::total_cmp);
+            let pct = |p: f64| {
+                times
+                    .get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1)))
+                    .copied()
+                    .unwrap_or(0.0)
+            };
             println!(
                 "{}",
-                json!({ "seconds": secs, "blobs_per_s": count as f64 / secs })
+                json!({ "seconds": secs, "blobs_per_s": count as f64 / secs,
+                        "p50_ms": pct(0.5) * 1000.0, "p99_ms": pct(0.99) * 1000.0 })
             );
         }
         "pull-blob" => {

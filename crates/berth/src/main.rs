@@ -218,8 +218,13 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
             version: format!("v{}-berth", env!("CARGO_PKG_VERSION")),
         }),
     };
-    let app = tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash()
-        .layer(berth_api::app(state.clone(), berth_ui::router(state)));
+    // Requests in flight, which background jobs pace themselves around.
+    let foreground = berth_core::load::Foreground::default();
+    let app = tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash().layer(
+        berth_api::app(state.clone(), berth_ui::router(state)).layer(
+            axum::middleware::from_fn_with_state(foreground.clone(), berth_api::count_requests),
+        ),
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let recorder = tokio::spawn(berth_core::stats::run_pull_recorder(
@@ -247,12 +252,17 @@ async fn serve(cfg: Config, ready_file: Option<PathBuf>) -> Result<(), String> {
                 meta.clone(),
                 blobs.clone(),
                 events.clone(),
+                foreground.clone(),
             )),
             Arc::new(berth_core::retention::RetentionRunner::new(
                 meta.clone(),
                 events.clone(),
+                foreground.clone(),
             )),
-            Arc::new(berth_core::audit_purge::AuditLogPurger::new(meta.clone())),
+            Arc::new(berth_core::audit_purge::AuditLogPurger::new(
+                meta.clone(),
+                foreground.clone(),
+            )),
         ],
         worker_name,
     );

@@ -19,6 +19,7 @@ use crate::audit::EVENT_TYPES;
 use crate::clock::{self, Millis};
 use crate::error::{CoreError, CoreResult};
 use crate::jobs::{JobRunner, TaskContext};
+use crate::load::Foreground;
 use crate::model::{Execution, Schedule};
 use crate::ports::MetaStore;
 use crate::query::{AuditPurgeQuery, Page};
@@ -28,8 +29,9 @@ use crate::system_jobs::SystemJob;
 /// The executions' kind, as Harbor names it.
 pub const PURGE_AUDIT_LOG: &str = "PURGE_AUDIT_LOG";
 
-/// Entries deleted per statement.
+/// Entries deleted per statement (idle, and while clients are served).
 const BATCH: i64 = 1000;
+const BATCH_BUSY: i64 = 200;
 
 /// The longest retention accepted: 100 years.
 pub const MAX_RETENTION_HOURS: i64 = 100 * 365 * 24;
@@ -112,7 +114,13 @@ impl AuditPurgeParams {
         }
     }
 
-    /// "all operations", or what the filter names, for the log.
+    /// Whether the filter names anything. As in Harbor, a purge that
+    /// selects no operation and no event type purges nothing.
+    pub fn selects_any(&self) -> bool {
+        !self.operations().is_empty() || !list(&self.include_event_types).is_empty()
+    }
+
+    /// What the filter names, for the log.
     fn selection(&self) -> String {
         let mut parts = vec![];
         let ops = self.operations();
@@ -124,7 +132,7 @@ impl AuditPurgeParams {
             parts.push(format!("event types {}", types.join(",")));
         }
         if parts.is_empty() {
-            "all operations".into()
+            "no operation selected".into()
         } else {
             parts.join(" and ")
         }
@@ -141,11 +149,13 @@ fn rfc3339(ms: Millis) -> String {
 /// The job: counts (dry run) or deletes in batches.
 pub struct AuditLogPurger {
     meta: Arc<dyn MetaStore>,
+    foreground: Foreground,
 }
 
 impl AuditLogPurger {
-    pub fn new(meta: Arc<dyn MetaStore>) -> Self {
-        AuditLogPurger { meta }
+    /// Batches pace themselves around `foreground` (`load`).
+    pub fn new(meta: Arc<dyn MetaStore>, foreground: Foreground) -> Self {
+        AuditLogPurger { meta, foreground }
     }
 }
 
@@ -166,6 +176,10 @@ impl JobRunner for AuditLogPurger {
             p.selection(),
             p.dry_run
         ));
+        if !p.selects_any() {
+            ctx.log("no operation or event type selected: nothing to purge");
+            return Ok(());
+        }
         let total = self
             .meta
             .count_audit_purge(&q)
@@ -178,10 +192,12 @@ impl JobRunner for AuditLogPurger {
             return Ok(());
         }
         let mut purged = 0i64;
+        let mut pacer = self.foreground.pacer();
         loop {
+            let limit = pacer.batch(BATCH, BATCH_BUSY);
             let n = self
                 .meta
-                .purge_audit(&q, BATCH)
+                .purge_audit(&q, limit)
                 .await
                 .map_err(|e| e.to_string())?;
             purged += n;
@@ -191,9 +207,10 @@ impl JobRunner for AuditLogPurger {
                 ));
                 return Ok(());
             }
-            if n < BATCH {
+            if n < limit {
                 break;
             }
+            pacer.pace().await;
         }
         ctx.log(format!(
             "purged {purged} audit log entries older than {cutoff}"
@@ -350,6 +367,8 @@ mod tests {
             params(1, "", "create_storage_request").query(0).event_types,
             [("create".to_owned(), "storage_request".to_owned())]
         );
-        assert_eq!(params(1, "", "").selection(), "all operations");
+        assert_eq!(params(1, "", "").selection(), "no operation selected");
+        assert!(!params(1, "", "").selects_any());
+        assert!(params(1, "", "pull_artifact").selects_any());
     }
 }

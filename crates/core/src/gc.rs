@@ -7,7 +7,8 @@
 //!    window (`status = 'delete'`). Any use of a marked blob — a HEAD or
 //!    GET, a mount, an upload completing onto it, a manifest PUT that
 //!    references it — clears the mark in the same statement that serves it.
-//! 3. Sweeps in batches: claims marked blobs that are still unreferenced
+//! 3. Sweeps in batches, pacing itself around client requests
+//!    (`crate::load`): claims marked blobs that are still unreferenced
 //!    (`deleting`: now treated as absent, so clients upload them again),
 //!    deletes their bytes, then their rows, links and quota entries.
 //!
@@ -16,7 +17,7 @@
 //! than that. A sweep a crash interrupted is finished by the next run.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,7 @@ use crate::clock::{self, Millis};
 use crate::error::{CoreError, CoreResult};
 use crate::events::{Event, EventBus};
 use crate::jobs::{Interrupted, JobRunner, TaskContext};
+use crate::load::Foreground;
 use crate::model::{human_bytes, Execution};
 use crate::ports::{BlobStore, MetaStore};
 use crate::query::Page;
@@ -39,13 +41,13 @@ pub const GARBAGE_COLLECTION: &str = "GARBAGE_COLLECTION";
 /// artifacts younger than this are kept.
 pub const DEFAULT_TIME_WINDOW: Duration = Duration::from_secs(2 * 3600);
 
-/// Blobs per sweep batch (one claim, one batched delete, one transaction).
+/// Blobs per sweep batch (one claim, one batched delete, one
+/// transaction): on an idle registry, and while clients are served (short
+/// transactions leave the store's writer to pushes).
 const SWEEP_BATCH: i64 = 1000;
+const SWEEP_BATCH_BUSY: i64 = 100;
 /// Untagged artifacts read per round trip.
 const ARTIFACT_BATCH: i64 = 500;
-/// After each batch the sweep rests for this share of the time the batch
-/// took, leaving the store to pushes and pulls.
-const REST_SHARE: f64 = 0.25;
 
 /// A run's parameters (`job_parameters`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -91,14 +93,23 @@ pub struct GarbageCollector {
     meta: Arc<dyn MetaStore>,
     blobs: Arc<dyn BlobStore>,
     events: EventBus,
+    foreground: Foreground,
 }
 
 impl GarbageCollector {
-    pub fn new(meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>, events: EventBus) -> Self {
+    /// `foreground` is the process's request count: the sweep paces itself
+    /// around it (`load`).
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        blobs: Arc<dyn BlobStore>,
+        events: EventBus,
+        foreground: Foreground,
+    ) -> Self {
         GarbageCollector {
             meta,
             blobs,
             events,
+            foreground,
         }
     }
 
@@ -128,6 +139,7 @@ impl GarbageCollector {
                 out.bytes += left.iter().map(|(_, s)| s).sum::<i64>();
             }
         }
+        let mut pacer = self.foreground.pacer();
         if p.delete_untagged {
             let mut after = 0;
             loop {
@@ -178,6 +190,7 @@ impl GarbageCollector {
                             time: clock::now(),
                         });
                     }
+                    pacer.pace().await;
                 }
                 ctx.progress(out.artifacts, 0).await?;
             }
@@ -196,8 +209,8 @@ impl GarbageCollector {
         ));
         let mut swept = 0i64;
         let result = loop {
-            let started = Instant::now();
-            let batch = match self.meta.claim_sweep(SWEEP_BATCH).await {
+            let limit = pacer.batch(SWEEP_BATCH, SWEEP_BATCH_BUSY);
+            let batch = match self.meta.claim_sweep(limit).await {
                 Ok(b) => b,
                 Err(e) => break Err(Stop::from(e)),
             };
@@ -213,7 +226,7 @@ impl GarbageCollector {
             if let Err(i) = ctx.progress(swept, marked).await {
                 break Err(Stop::Interrupted(i));
             }
-            tokio::time::sleep(started.elapsed().mul_f64(REST_SHARE)).await;
+            pacer.pace().await;
         };
         // Marks left (blobs used meanwhile, or a stop): cleared, so that
         // nothing waits for a sweep that will not come.

@@ -15,6 +15,7 @@ pub mod gc;
 pub mod identity;
 pub mod immutable;
 pub mod jobs;
+pub mod load;
 pub mod members;
 pub mod model;
 pub mod ports;

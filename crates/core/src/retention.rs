@@ -21,6 +21,7 @@ use crate::clock::{self, Millis};
 use crate::error::{CoreError, CoreResult};
 use crate::events::{Event, EventBus};
 use crate::jobs::{JobRunner, Jobs, TaskContext};
+use crate::load::Foreground;
 use crate::model::{Execution, Task};
 use crate::ports::MetaStore;
 use crate::query::{Page, RepositoryQuery};
@@ -31,8 +32,10 @@ use crate::selectors::{self, Compiled, Selector, REPO_DECORATIONS, TAG_DECORATIO
 pub const RETENTION: &str = "RETENTION";
 /// Rules per policy, as Harbor allows.
 pub const MAX_RULES: usize = 15;
-/// Artifacts deleted per store transaction.
-const DELETE_BATCH: usize = 200;
+/// Artifacts deleted per store transaction (idle, and while clients are
+/// served).
+const DELETE_BATCH: i64 = 200;
+const DELETE_BATCH_BUSY: i64 = 50;
 const DAY: Millis = 86_400_000;
 
 /// Harbor's templates, with the parameter each takes.
@@ -363,11 +366,17 @@ pub struct StoredPolicy {
 pub struct RetentionRunner {
     meta: Arc<dyn MetaStore>,
     events: EventBus,
+    foreground: Foreground,
 }
 
 impl RetentionRunner {
-    pub fn new(meta: Arc<dyn MetaStore>, events: EventBus) -> Self {
-        RetentionRunner { meta, events }
+    /// Deletes pace themselves around `foreground` (`load`).
+    pub fn new(meta: Arc<dyn MetaStore>, events: EventBus, foreground: Foreground) -> Self {
+        RetentionRunner {
+            meta,
+            events,
+            foreground,
+        }
     }
 }
 
@@ -454,8 +463,12 @@ impl JobRunner for RetentionRunner {
                 .map(|(c, _)| c.id)
                 .collect();
             let mut deleted = 0i64;
-            for batch in doomed.chunks(DELETE_BATCH) {
-                let started = std::time::Instant::now();
+            let mut pacer = self.foreground.pacer();
+            let mut rest = &doomed[..];
+            while !rest.is_empty() {
+                let n = pacer.batch(DELETE_BATCH, DELETE_BATCH_BUSY) as usize;
+                let (batch, tail) = rest.split_at(n.min(rest.len()));
+                rest = tail;
                 let gone = self
                     .meta
                     .delete_artifacts(&name, batch, &|t| guard.is_immutable(&repo, t))
@@ -476,9 +489,7 @@ impl JobRunner for RetentionRunner {
                     ctx.log(format!("stopped after deleting {deleted} artifact(s)"));
                     return Ok(());
                 }
-                // Leave the store to pushes and pulls for a quarter of the
-                // time the batch took.
-                tokio::time::sleep(started.elapsed() / 4).await;
+                pacer.pace().await;
             }
             ctx.log(format!("deleted {deleted} artifact(s)"));
         }

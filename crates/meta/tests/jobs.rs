@@ -328,7 +328,10 @@ async fn audit_purge_runs_as_a_job(store: Arc<dyn MetaStore>) {
     let purge = PurgeAudit::new(store.clone());
     let worker = Worker::new(
         jobs_store(&store),
-        vec![Arc::new(AuditLogPurger::new(store.clone()))],
+        vec![Arc::new(AuditLogPurger::new(
+            store.clone(),
+            berth_core::load::Foreground::default(),
+        ))],
         "w".into(),
     );
     let params = |dry_run| AuditPurgeParams {

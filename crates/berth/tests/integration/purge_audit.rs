@@ -110,12 +110,26 @@ async fn runs_history_and_logs(s: &Server) {
         "{log}"
     );
 
-    // A real run of every operation keeps what is younger than the retention.
+    // As in Harbor, a purge that selects nothing purges nothing.
     let run = start_purge(s, json!({ "audit_retention_hour": 1 })).await;
     let h = wait_purge(s, run).await;
     assert_eq!(h["job_status"], "Success", "{h}");
     let log = purge_log(s, run).await;
-    assert!(log.contains("all operations"), "{log}");
+    assert!(
+        log.contains("no operation or event type selected: nothing to purge"),
+        "{log}"
+    );
+    assert_eq!(audit_count(s, "create").await, creates);
+
+    // A real run keeps what is younger than the retention.
+    let run = start_purge(
+        s,
+        json!({ "audit_retention_hour": 1, "include_operations": "create,delete,pull" }),
+    )
+    .await;
+    let h = wait_purge(s, run).await;
+    assert_eq!(h["job_status"], "Success", "{h}");
+    let log = purge_log(s, run).await;
     assert!(
         log.contains("purged 0 audit log entries older than"),
         "{log}"
@@ -130,14 +144,14 @@ async fn runs_history_and_logs(s: &Server) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(header(&res, "x-total-count").as_deref(), Some("2"));
+    assert_eq!(header(&res, "x-total-count").as_deref(), Some("3"));
     assert!(header(&res, "link").unwrap().contains("rel=\"next\""));
     let list: Vec<Value> = res.json().await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["id"], run);
     assert_eq!(list[0]["deleted"], false);
     let list: Vec<Value> = s
-        .get_json(&format!("{BASE}?page=2&page_size=1"))
+        .get_json(&format!("{BASE}?page=3&page_size=1"))
         .await
         .as_array()
         .unwrap()
@@ -147,8 +161,9 @@ async fn runs_history_and_logs(s: &Server) {
     // One run at a time: a second one while the first is open is refused.
     let mut refused = false;
     for _ in 0..5 {
-        let first = start_purge(s, json!({ "audit_retention_hour": 1 })).await;
-        let second = post_manual(s, json!({ "audit_retention_hour": 1 })).await;
+        let all = json!({ "audit_retention_hour": 1, "include_operations": "create,delete,pull" });
+        let first = start_purge(s, all.clone()).await;
+        let second = post_manual(s, all).await;
         match second.status() {
             StatusCode::CONFLICT => {
                 let v: Value = second.json().await.unwrap();
