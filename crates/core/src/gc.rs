@@ -140,6 +140,8 @@ impl GarbageCollector {
             }
         }
         let mut pacer = self.foreground.pacer();
+        // A dry run's untagged roots, previewed together at the end.
+        let mut roots: Vec<i64> = vec![];
         if p.delete_untagged {
             let mut after = 0;
             loop {
@@ -155,7 +157,7 @@ impl GarbageCollector {
                             "would delete untagged artifact {}@{}",
                             a.repository, a.digest
                         ));
-                        out.artifacts += 1;
+                        roots.push(a.id);
                         continue;
                     }
                     let guard = crate::immutable::matcher(
@@ -196,9 +198,13 @@ impl GarbageCollector {
             }
         }
         if p.dry_run {
+            // What the untagged deletes would free, plus what is already
+            // unreferenced: the two sets are disjoint.
+            let preview = self.meta.untagged_preview(cutoff, &roots).await?;
             let (n, bytes) = self.meta.unreferenced_blobs(cutoff).await?;
-            out.blobs += n;
-            out.bytes += bytes;
+            out.artifacts = preview.artifacts;
+            out.blobs = n + preview.blobs;
+            out.bytes = bytes + preview.bytes;
             return Ok(out);
         }
         let (marked, marked_bytes) = self.meta.mark_blobs(cutoff).await?;

@@ -387,6 +387,16 @@ pub trait RegistryStore: Send + Sync {
     /// Removes the link between a repository and a blob; `false` if absent.
     async fn unlink_blob(&self, repository: &RepoName, digest: &Digest) -> CoreResult<bool>;
 
+    /// Undoes mounts of an operation that failed (a refused artifact
+    /// copy): removes the links of `digests` from `repository` that no
+    /// artifact of the repository references, and stops counting what the
+    /// project then no longer needs. One transaction.
+    async fn unlink_unused_blobs(
+        &self,
+        repository: &RepoName,
+        digests: &[Digest],
+    ) -> CoreResult<()>;
+
     async fn create_upload(&self, upload: &Upload) -> CoreResult<()>;
     /// The session if it exists and belongs to `repository`.
     async fn get_upload(&self, repository: &RepoName, id: &str) -> CoreResult<Option<Upload>>;
@@ -551,6 +561,14 @@ pub struct UntaggedArtifact {
     pub size: i64,
 }
 
+/// What deleting some untagged artifacts would delete and free.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UntaggedPreview {
+    pub artifacts: i64,
+    pub blobs: i64,
+    pub bytes: i64,
+}
+
 /// Garbage collection's view of blobs (see `docs/architecture.md`, "Blob
 /// states"). A blob is unreferenced when no artifact references it; GC
 /// marks unreferenced blobs older than its time window (`delete`), claims
@@ -569,6 +587,13 @@ pub trait GcStore: Send + Sync {
     ) -> CoreResult<Vec<UntaggedArtifact>>;
     /// What marking would mark now: (blobs, bytes).
     async fn unreferenced_blobs(&self, before: Millis) -> CoreResult<(i64, i64)>;
+    /// A dry run's view of deleting the untagged artifacts `roots` (ids),
+    /// each with what goes with it (accessories, untagged children no
+    /// other index needs; a root still needed by an index stays, as the
+    /// real delete refuses it): how many artifacts would go, and the
+    /// blobs not used since `before` that only they reference (blobs,
+    /// bytes). Reads only.
+    async fn untagged_preview(&self, before: Millis, roots: &[i64]) -> CoreResult<UntaggedPreview>;
     /// Marks unreferenced blobs not used since `before`: (blobs, bytes).
     async fn mark_blobs(&self, before: Millis) -> CoreResult<(i64, i64)>;
     /// Moves up to `limit` marked, still unreferenced blobs to `deleting`

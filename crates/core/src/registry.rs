@@ -959,9 +959,12 @@ impl Registry {
     /// Harbor's artifact copy (`POST …/artifacts?from=`): the artifact
     /// `reference` of `from` becomes an artifact of `target` (under the same
     /// tag when `reference` is one), its blobs linked (mounted) and, for an
-    /// index, its children copied first. Needs pull on `from` and push on
-    /// `target`; the target project's quota counts what is new to it, and
-    /// its immutability rules apply to the tag.
+    /// index, its children copied first, then its accessories (signatures,
+    /// SBOMs: its referrers in `from`), as Harbor copies them. Needs pull
+    /// on `from` and push on `target`; the target project's quota counts
+    /// what is new to it, and its immutability rules apply to the tag. A
+    /// refused copy (over quota, immutable tag) leaves no blob it mounted
+    /// linked or counted, unless an artifact of `target` uses it.
     pub async fn copy_artifact(
         &self,
         subject: &Subject,
@@ -976,35 +979,80 @@ impl Registry {
             .resolve_manifest(from, reference)
             .await?
             .ok_or_else(|| CoreError::ManifestNotFound(format!("{from}:{reference}")))?;
-        self.copy_content(subject, project.id, target, from, &record, 0)
-            .await?;
         let target_ref = match reference {
             Reference::Tag(t) => Reference::Tag(t.clone()),
             Reference::Digest(_) => Reference::Digest(record.digest.clone()),
         };
-        let pushed = self
-            .put_manifest(
-                subject,
-                target,
-                &target_ref,
-                &[],
-                Some(&record.media_type),
-                record.body.clone(),
-            )
-            .await?;
-        Ok(pushed.digest)
+        let mut mounted = vec![];
+        let copy = CopyScope {
+            subject,
+            project_id: project.id,
+            target,
+            from,
+        };
+        let result = self
+            .copy_artifact_deep(&copy, &record, &target_ref, &mut mounted, 0)
+            .await;
+        if result.is_err() && !mounted.is_empty() {
+            if let Err(e) = self.meta.unlink_unused_blobs(target, &mounted).await {
+                tracing::warn!(error = %e, repository = %target, "could not undo the mounts of a refused copy");
+            }
+        }
+        result
     }
 
-    /// Links a manifest's blobs into `target` and copies its children.
+    /// Copies one artifact (content, manifest under `target_ref`), then its
+    /// accessories, recording the blobs it mounted in `mounted`.
+    fn copy_artifact_deep<'a>(
+        &'a self,
+        copy: &'a CopyScope<'a>,
+        record: &'a ManifestRecord,
+        target_ref: &'a Reference,
+        mounted: &'a mut Vec<Digest>,
+        depth: u32,
+    ) -> futures::future::BoxFuture<'a, CoreResult<Digest>> {
+        Box::pin(async move {
+            self.copy_content(copy, record, mounted, 0).await?;
+            let pushed = self
+                .put_manifest(
+                    copy.subject,
+                    copy.target,
+                    target_ref,
+                    &[],
+                    Some(&record.media_type),
+                    record.body.clone(),
+                )
+                .await?;
+            // Accessories of accessories (a signature of an SBOM) too, to
+            // a bounded depth.
+            if depth < 4 {
+                for r in self.meta.referrers(copy.from, &record.digest, None).await? {
+                    let reference = Reference::Digest(r.digest.clone());
+                    let Some(acc) = self.meta.resolve_manifest(copy.from, &reference).await? else {
+                        continue; // deleted meanwhile
+                    };
+                    self.copy_artifact_deep(copy, &acc, &reference, mounted, depth + 1)
+                        .await?;
+                }
+            }
+            Ok(pushed.digest)
+        })
+    }
+
+    /// Links a manifest's blobs into the target and copies its children.
     fn copy_content<'a>(
         &'a self,
-        subject: &'a Subject,
-        project_id: ProjectId,
-        target: &'a RepoName,
-        from: &'a RepoName,
+        copy: &'a CopyScope<'a>,
         record: &'a ManifestRecord,
+        mounted: &'a mut Vec<Digest>,
         depth: u32,
     ) -> futures::future::BoxFuture<'a, CoreResult<()>> {
+        let CopyScope {
+            subject,
+            project_id,
+            target,
+            from,
+        } = *copy;
         Box::pin(async move {
             if depth > 4 {
                 return Err(CoreError::UnsupportedManifest(
@@ -1021,19 +1069,16 @@ impl Registry {
                     self.meta.touch_blob(&d.digest, clock::now()).await?;
                     continue;
                 }
-                let mounted = self
+                let m = self
                     .meta
                     .mount_blob(project_id, target, from, &d.digest, clock::now())
                     .await;
-                let mounted = self.after_charge(
-                    subject,
-                    project_id,
-                    target,
-                    mounted.map(|m| m.map(|(_, c)| c)),
-                )?;
-                if mounted.is_none() {
+                let m =
+                    self.after_charge(subject, project_id, target, m.map(|m| m.map(|(_, c)| c)))?;
+                if m.is_none() {
                     return Err(CoreError::ManifestBlobUnknown(d.digest.clone()));
                 }
+                mounted.push(d.digest.clone());
             }
             for child in &manifest.manifests {
                 let reference = Reference::Digest(child.digest.clone());
@@ -1042,7 +1087,7 @@ impl Registry {
                     .resolve_manifest(from, &reference)
                     .await?
                     .ok_or_else(|| CoreError::ManifestBlobUnknown(child.digest.clone()))?;
-                self.copy_content(subject, project_id, target, from, &child_record, depth + 1)
+                self.copy_content(copy, &child_record, mounted, depth + 1)
                     .await?;
                 self.put_manifest(
                     subject,
@@ -1176,6 +1221,15 @@ fn artifact_kind(m: &Manifest) -> &'static str {
         (_, Some(media::WASM_CONFIG), _) => "WASM",
         _ => "UNKNOWN",
     }
+}
+
+/// Who copies what where, for `Registry::copy_artifact`.
+#[derive(Clone, Copy)]
+struct CopyScope<'a> {
+    subject: &'a Subject,
+    project_id: ProjectId,
+    target: &'a RepoName,
+    from: &'a RepoName,
 }
 
 #[cfg(test)]

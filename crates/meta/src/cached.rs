@@ -375,6 +375,21 @@ impl RegistryStore for CachedStore {
         });
         r
     }
+    async fn unlink_unused_blobs(
+        &self,
+        repository: &RepoName,
+        digests: &[Digest],
+    ) -> CoreResult<()> {
+        let r = self.inner.unlink_unused_blobs(repository, digests).await;
+        self.invalidate(|m| {
+            if let Some(b) = m.blobs.get_mut(repository.as_str()) {
+                for d in digests {
+                    b.remove(d.as_str());
+                }
+            }
+        });
+        r
+    }
     async fn create_upload(&self, upload: &Upload) -> CoreResult<()> {
         self.inner.create_upload(upload).await
     }
@@ -767,6 +782,13 @@ impl GcStore for CachedStore {
     }
     async fn unreferenced_blobs(&self, before: Millis) -> CoreResult<(i64, i64)> {
         self.inner.unreferenced_blobs(before).await
+    }
+    async fn untagged_preview(
+        &self,
+        before: Millis,
+        roots: &[i64],
+    ) -> CoreResult<berth_core::ports::UntaggedPreview> {
+        self.inner.untagged_preview(before, roots).await
     }
     async fn mark_blobs(&self, before: Millis) -> CoreResult<(i64, i64)> {
         self.invalidate(|m| m.blobs.clear());

@@ -12,7 +12,7 @@ use berth_core::access::{ProjectRef, Role, Visibility};
 use berth_core::clock::Millis;
 use berth_core::error::{CoreError, CoreResult};
 use berth_core::model::*;
-use berth_core::ports::{AccountStore, BlobPresence, GcStore, TagGuard, MetaStore, ProjectStore, RegistryStore, StorageRequestStore, SystemStore, UntaggedArtifact, UserStore};
+use berth_core::ports::{AccountStore, BlobPresence, GcStore, TagGuard, MetaStore, ProjectStore, RegistryStore, StorageRequestStore, SystemStore, UntaggedArtifact, UntaggedPreview, UserStore};
 use berth_core::query::*;
 use berth_oci::{Digest, Platform, Reference, RepoName, Tag};
 use bytes::Bytes;
@@ -1154,6 +1154,34 @@ impl RegistryStore for Store {
         Self::release(&mut tx, project_id, &[digest.as_str().to_owned()], true).await?;
         tx.commit().await.map_err(db)?;
         Ok(true)
+    }
+
+    async fn unlink_unused_blobs(&self, repository: &RepoName, digests: &[Digest]) -> CoreResult<()> {
+        let mut conn = self.durable().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+        let mut unlinked: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for d in digests {
+            let row: Option<(i64,)> = sqlx::query_as(
+                "DELETE FROM repository_blobs WHERE repository = $1 AND digest = $2
+                   AND NOT EXISTS (SELECT 1 FROM artifact_blobs ab JOIN artifacts a ON a.id = ab.artifact_id
+                                   JOIN repositories r ON r.id = a.repository_id
+                                   WHERE ab.digest = $2 AND r.name = $1)
+                 RETURNING project_id",
+            )
+            .bind(repository.as_str())
+            .bind(d.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            if let Some((project_id,)) = row {
+                unlinked.entry(project_id).or_default().push(d.as_str().to_owned());
+            }
+        }
+        for (project_id, digests) in unlinked {
+            Self::release(&mut tx, project_id, &digests, true).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
     }
 
     async fn create_upload(&self, upload: &Upload) -> CoreResult<()> {
@@ -2301,6 +2329,105 @@ impl GcStore for Store {
         .await
         .map_err(db)?;
         Ok(row)
+    }
+
+    async fn untagged_preview(&self, before: Millis, roots: &[i64]) -> CoreResult<UntaggedPreview> {
+        // The same closure as `delete_artifacts_deep`, read on one
+        // connection: accessories, and untagged children no other index
+        // needs; a root whose closure another index still needs stays.
+        let mut conn = self.reader().acquire().await.map_err(db)?;
+        let mut set: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        for &root in roots {
+            if set.contains(&root) {
+                continue;
+            }
+            let mut closure: Vec<i64> = vec![];
+            let mut queue = vec![root];
+            while let Some(id) = queue.pop() {
+                if closure.contains(&id) || set.contains(&id) {
+                    continue;
+                }
+                closure.push(id);
+                let accessories: Vec<(i64,)> = sqlx::query_as(
+                    "SELECT s.id FROM artifacts a JOIN artifacts s ON s.repository_id = a.repository_id AND s.subject_digest = a.digest
+                     WHERE a.id = $1",
+                )
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?;
+                queue.extend(accessories.into_iter().map(|r| r.0));
+                let children: Vec<(i64,)> = sqlx::query_as(
+                    "SELECT ar.child_id FROM artifact_references ar WHERE ar.parent_id = $1
+                       AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.artifact_id = ar.child_id)
+                       AND NOT EXISTS (SELECT 1 FROM artifact_references o WHERE o.child_id = ar.child_id AND o.parent_id <> $1)",
+                )
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?;
+                queue.extend(children.into_iter().map(|r| r.0));
+            }
+            let mut needed = false;
+            for id in &closure {
+                let parents: Vec<(i64,)> = sqlx::query_as("SELECT parent_id FROM artifact_references WHERE child_id = $1")
+                    .bind(*id)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                if parents.iter().any(|p| !closure.contains(&p.0)) {
+                    needed = true;
+                    break;
+                }
+            }
+            if !needed {
+                set.extend(closure);
+            }
+        }
+        // A blob goes when every artifact that references it goes, and GC
+        // would then mark it (not used since `before`).
+        let ids: Vec<i64> = set.iter().copied().collect();
+        let mut candidates: Vec<String> = vec![];
+        for chunk in ids.chunks(500) {
+            let mut qb = QueryBuilder::<Db>::new("SELECT DISTINCT digest FROM artifact_blobs WHERE artifact_id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            sep.push_unseparated(")");
+            let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(db)?;
+            candidates.extend(rows.into_iter().map(|r| r.0));
+        }
+        candidates.sort();
+        candidates.dedup();
+        let mut out = UntaggedPreview { artifacts: set.len() as i64, ..Default::default() };
+        for chunk in candidates.chunks(500) {
+            let mut qb = QueryBuilder::<Db>::new("SELECT digest, artifact_id FROM artifact_blobs WHERE digest IN (");
+            let mut sep = qb.separated(", ");
+            for d in chunk {
+                sep.push_bind(d.clone());
+            }
+            sep.push_unseparated(")");
+            let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(db)?;
+            let kept: std::collections::HashSet<&str> =
+                rows.iter().filter(|(_, a)| !set.contains(a)).map(|(d, _)| d.as_str()).collect();
+            let freed: Vec<&String> = chunk.iter().filter(|d| !kept.contains(d.as_str())).collect();
+            if freed.is_empty() {
+                continue;
+            }
+            let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE status = 'none' AND update_time < ");
+            qb.push_bind(before);
+            qb.push(" AND digest IN (");
+            let mut sep = qb.separated(", ");
+            for d in freed {
+                sep.push_bind(d.clone());
+            }
+            sep.push_unseparated(")");
+            let (n, bytes): (i64, i64) = qb.build_query_as().fetch_one(&mut *conn).await.map_err(db)?;
+            out.blobs += n;
+            out.bytes += bytes;
+        }
+        Ok(out)
     }
 
     async fn mark_blobs(&self, before: Millis) -> CoreResult<(i64, i64)> {

@@ -139,10 +139,14 @@ async fn collects_unreferenced_and_keeps_the_rest(s: &Server) {
         log.contains(&format!("would delete untagged artifact gc/app@{untagged}")),
         "{log}"
     );
-    assert!(
-        log.contains("would delete 1 untagged artifact(s) and "),
-        "{log}"
-    );
+    // The summary: what the real run below deletes, exactly.
+    let would = log
+        .lines()
+        .find_map(|l| {
+            l.split_once("would delete 1 untagged artifact(s) and ")
+                .map(|(_, s)| s.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no dry-run summary in {log}"));
     if let Some(f) = blob_file(s, &loose) {
         assert!(f.exists(), "a dry run deletes nothing");
     }
@@ -151,7 +155,17 @@ async fn collects_unreferenced_and_keeps_the_rest(s: &Server) {
     let h = wait_gc(s, run).await;
     assert_eq!(h["job_status"], "Success", "{h}");
     let log = gc_log(s, run).await;
-    assert!(log.contains("deleted 1 untagged artifact(s)"), "{log}");
+    let did = log
+        .lines()
+        .find_map(|l| {
+            l.split_once("deleted 1 untagged artifact(s) and ")
+                .map(|(_, s)| s.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no summary in {log}"));
+    assert_eq!(would, did, "the dry run foresaw the real run");
+    // The deleted image's 2 layers and config, the untagged one's layer
+    // and config, and the loose blob.
+    assert!(did.starts_with("6 blob(s)"), "{did}");
 
     // Kept: the tagged image, whole.
     assert_eq!(

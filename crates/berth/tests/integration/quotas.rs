@@ -339,6 +339,28 @@ async fn parallel_pushes_never_overrun(s: &Server) {
 async fn artifact_copy(s: &Server) {
     s.create_project("csrc", false).await;
     let (digest, body, blobs) = s.push_image("csrc/app", "v1", 2).await;
+    // A signature of it (an accessory: a referrer with a subject).
+    let empty = s.push_blob("csrc/app", b"{}").await;
+    let sig_layer = s.push_blob("csrc/app", &random_bytes(300)).await;
+    let sig = json!({
+        "schemaVersion": 2,
+        "mediaType": berth_oci::media::OCI_MANIFEST,
+        "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.as_str(), "size": 2 },
+        "layers": [{ "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": sig_layer.as_str(), "size": 300 }],
+        "subject": { "mediaType": berth_oci::media::OCI_MANIFEST, "digest": digest.as_str(), "size": body.len() },
+    })
+    .to_string();
+    let sig_digest = Digest::sha256(sig.as_bytes());
+    let res = s
+        .put_manifest(
+            "csrc/app",
+            sig_digest.as_str(),
+            berth_oci::media::OCI_MANIFEST,
+            sig.as_bytes(),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
     let dst = create_limited(s, "cdst", 1000).await;
     let copy = |from: String| {
         s.admin(
@@ -351,6 +373,17 @@ async fn artifact_copy(s: &Server) {
     assert!(denied_message(res)
         .await
         .contains("will exceed the configured upper limit of 1000 B"));
+    // The refused copy left nothing linked or counted.
+    assert_eq!(used(s, dst).await, 0, "a refused copy counts nothing");
+    for b in &blobs {
+        let st = s
+            .admin(Method::HEAD, &format!("/v2/cdst/app/blobs/{b}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(st, StatusCode::NOT_FOUND, "{b} is not linked to cdst/app");
+    }
     s.admin(Method::PUT, &format!("/api/v2.0/quotas/{dst}"))
         .json(&json!({ "hard": { "storage": -1 } }))
         .send()
@@ -393,6 +426,15 @@ async fn artifact_copy(s: &Server) {
         "the copy counts what the source holds"
     );
     assert!(sizes > body.len() as i64);
+    // The signature came along.
+    let referrers = s
+        .get_json(&format!("/v2/cdst/app/referrers/{digest}"))
+        .await;
+    assert_eq!(
+        referrers["manifests"][0]["digest"],
+        sig_digest.as_str(),
+        "{referrers}"
+    );
     // By digest, again: nothing new to count.
     let res = copy(format!("csrc/app@{digest}")).await.unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -408,9 +450,23 @@ async fn artifact_copy(s: &Server) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
-    s.push_image("csrc/app", "v1", 1).await;
+    let (_, _, new_blobs) = s.push_image("csrc/app", "v1", 1).await;
     let res = copy("csrc/app:v1".into()).await.unwrap();
     assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        used(s, dst).await,
+        sizes,
+        "the refused copy counted nothing"
+    );
+    for b in &new_blobs {
+        let st = s
+            .admin(Method::HEAD, &format!("/v2/cdst/app/blobs/{b}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(st, StatusCode::NOT_FOUND, "{b} was unlinked again");
+    }
     // Pull access on the source is needed; bad references are refused.
     s.create_user("copier", "Copier-12345").await;
     s.add_member("cdst", "copier", 2).await;
