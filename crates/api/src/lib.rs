@@ -106,14 +106,20 @@ pub fn app(state: AppState, portal: Router) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
 }
 
-/// Counts the request as foreground load while it is handled, so that
-/// background jobs pace themselves around it (`berth_core::load`).
+/// Counts a registry request (`/v2/…`, and `/service/token` that
+/// precedes it) as foreground load while it is handled, so that
+/// background jobs pace themselves around pushes and pulls
+/// (`berth_core::load`). The management API and the portal are not
+/// counted: a client polling a GC run's status would otherwise slow the
+/// run it watches.
 pub async fn count_requests(
     State(foreground): State<berth_core::load::Foreground>,
     req: Request,
     next: Next,
 ) -> Response {
-    let _serving = foreground.enter();
+    let path = req.uri().path();
+    let registry = path == "/v2" || path.starts_with("/v2/") || path == "/service/token";
+    let _serving = registry.then(|| foreground.enter());
     next.run(req).await
 }
 

@@ -443,6 +443,94 @@ async fn pull(s: &Server, repo: &str, tag: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A run stopped through `PUT /system/gc/{id}` ends `Stopped` at its next
+/// batch and leaves what it had not swept yet intact and readable (its
+/// marks cleared); a later run collects the rest. Clients served
+/// meanwhile keep the sweep in small, paced batches, so the run is still
+/// going when the stop arrives.
+async fn a_stopped_run_ends_and_leaves_the_rest(s: &Server) {
+    use futures::StreamExt;
+    s.create_project("gcs", false).await;
+    let blobs: Vec<Digest> = futures::stream::iter(0..2000)
+        .map(|_| async { s.push_blob("gcs/app", &random_bytes(64)).await })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Foreground load: requests always in flight.
+    let busy = Arc::new(AtomicBool::new(true));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let busy = busy.clone();
+            let url = s.url("/v2/");
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                while busy.load(Ordering::Relaxed) {
+                    let _ = client.get(&url).send().await;
+                }
+            })
+        })
+        .collect();
+    let id = start_gc(s, json!({ "workers": 2 })).await;
+    loop {
+        let h = s.get_json(&format!("{GC}/{id}")).await;
+        match h["job_status"].as_str().unwrap() {
+            "Running" => break,
+            "Pending" => tokio::time::sleep(Duration::from_millis(5)).await,
+            other => panic!("the run ended ({other}) before it could be stopped: {h}"),
+        }
+    }
+    assert_eq!(
+        status(s, Method::PUT, &format!("{GC}/{id}")).await,
+        StatusCode::OK
+    );
+    let h = wait_gc(s, id).await;
+    busy.store(false, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    assert_eq!(h["job_status"], "Stopped", "{h}");
+    let log = gc_log(s, id).await;
+    assert!(log.contains("stopped on request"), "{log}");
+    let mut left = vec![];
+    for b in &blobs {
+        if status(s, Method::HEAD, &format!("/v2/gcs/app/blobs/{b}")).await == StatusCode::OK {
+            left.push(b);
+        }
+    }
+    assert!(!left.is_empty(), "the stopped run swept everything:\n{log}");
+    // What it left is readable, not marked for a sweep that will not come.
+    let res = s
+        .admin(Method::GET, &format!("/v2/gcs/app/blobs/{}", left[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap().len(), 64);
+    // Stopping it again changes nothing (Harbor answers 200 for an
+    // execution that has ended).
+    assert_eq!(
+        status(s, Method::PUT, &format!("{GC}/{id}")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.get_json(&format!("{GC}/{id}")).await["job_status"],
+        "Stopped"
+    );
+    // The next run collects the rest, once the HEADs above (a use that
+    // refreshes a blob's time) are outside the window.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let next = start_gc(s, json!({})).await;
+    assert_eq!(wait_gc(s, next).await["job_status"], "Success");
+    for b in left {
+        assert_eq!(
+            status(s, Method::HEAD, &format!("/v2/gcs/app/blobs/{b}")).await,
+            StatusCode::NOT_FOUND,
+            "{b}"
+        );
+    }
+}
+
 async fn soak_pushes_and_pulls_while_gc_runs(s: &Server) {
     let secs: u64 = std::env::var("BERTH_GC_SOAK_SECS")
         .ok()
@@ -547,5 +635,6 @@ gc_tests!(
     collects_unreferenced_and_keeps_the_rest: 2,
     keeps_recent_blobs: 3600,
     schedule_api_and_permissions: 7200,
+    a_stopped_run_ends_and_leaves_the_rest: 2,
     soak_pushes_and_pulls_while_gc_runs: 2,
 );
