@@ -12,6 +12,9 @@
 //!    (`deleting`: now treated as absent, so clients upload them again),
 //!    deletes their bytes, then their rows, links and quota entries.
 //!
+//! Between 1 and 2 it deletes the stored manifests (metadata rows) that no
+//! artifact uses any more and that nobody pushed within the window.
+//!
 //! A client told that a blob exists may reference it for at least half
 //! the window: `Registry::open_blob` refreshes the time of a blob older
 //! than that. A sweep a crash interrupted is finished by the next run.
@@ -48,6 +51,9 @@ const SWEEP_BATCH: i64 = 1000;
 const SWEEP_BATCH_BUSY: i64 = 100;
 /// Untagged artifacts read per round trip.
 const ARTIFACT_BATCH: i64 = 500;
+/// Unused manifests deleted per statement.
+const MANIFEST_BATCH: i64 = 500;
+const MANIFEST_BATCH_BUSY: i64 = 50;
 
 /// A run's parameters (`job_parameters`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -86,6 +92,9 @@ impl GcParams {
 pub struct GcOutcome {
     pub artifacts: i64,
     pub blobs: i64,
+    /// Stored manifests no artifact uses any more.
+    pub manifests: i64,
+    /// Blobs' and manifests' bytes.
     pub bytes: i64,
 }
 
@@ -202,10 +211,33 @@ impl GarbageCollector {
             // unreferenced: the two sets are disjoint.
             let preview = self.meta.untagged_preview(cutoff, &roots).await?;
             let (n, bytes) = self.meta.unreferenced_blobs(cutoff).await?;
+            let (m, m_bytes) = self.meta.unreferenced_manifests(cutoff).await?;
             out.artifacts = preview.artifacts;
             out.blobs = n + preview.blobs;
-            out.bytes = bytes + preview.bytes;
+            out.manifests = m + preview.manifests;
+            out.bytes = bytes + preview.bytes + m_bytes + preview.manifest_bytes;
             return Ok(out);
+        }
+        // Manifests (bytes in the metadata store) no artifact uses: those of
+        // deleted artifacts, untagged or deleted through the APIs.
+        let mut manifest_bytes = 0;
+        loop {
+            let limit = pacer.batch(MANIFEST_BATCH, MANIFEST_BATCH_BUSY);
+            let (n, bytes) = self.meta.delete_manifests(cutoff, limit).await?;
+            out.manifests += n;
+            manifest_bytes += bytes;
+            if n < limit {
+                break;
+            }
+            pacer.pace().await;
+        }
+        out.bytes += manifest_bytes;
+        if out.manifests > 0 {
+            ctx.log(format!(
+                "deleted {} unused manifest(s), {}",
+                out.manifests,
+                human_bytes(manifest_bytes)
+            ));
         }
         let (marked, marked_bytes) = self.meta.mark_blobs(cutoff).await?;
         ctx.log(format!(
@@ -280,9 +312,10 @@ impl JobRunner for GarbageCollector {
             Ok(out) => {
                 let verb = if p.dry_run { "would delete" } else { "deleted" };
                 ctx.log(format!(
-                    "{verb} {} untagged artifact(s) and {} blob(s), freeing {}",
+                    "{verb} {} untagged artifact(s), {} blob(s) and {} manifest(s), freeing {}",
                     out.artifacts,
                     out.blobs,
+                    out.manifests,
                     human_bytes(out.bytes)
                 ));
                 Ok(())

@@ -567,6 +567,9 @@ pub struct UntaggedPreview {
     pub artifacts: i64,
     pub blobs: i64,
     pub bytes: i64,
+    /// Manifests (stored bytes) no artifact would use any more.
+    pub manifests: i64,
+    pub manifest_bytes: i64,
 }
 
 /// Garbage collection's view of blobs (see `docs/architecture.md`, "Blob
@@ -606,6 +609,13 @@ pub trait GcStore: Send + Sync {
     async fn finish_sweep(&self, digests: &[Digest]) -> CoreResult<()>;
     /// Clears every remaining mark (the end of a run).
     async fn unmark_blobs(&self) -> CoreResult<i64>;
+    /// Stored manifests no artifact uses, last pushed before `before`:
+    /// (manifests, bytes).
+    async fn unreferenced_manifests(&self, before: Millis) -> CoreResult<(i64, i64)>;
+    /// Deletes up to `limit` of those: (manifests, bytes). A manifest a
+    /// push is storing meanwhile stays (the push refreshes and locks its
+    /// row in its own transaction).
+    async fn delete_manifests(&self, before: Millis, limit: i64) -> CoreResult<(i64, i64)>;
 }
 
 /// Requests for more storage (`core::storage_requests`). A project has at

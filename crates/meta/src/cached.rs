@@ -814,6 +814,13 @@ impl GcStore for CachedStore {
         self.invalidate(|m| m.blobs.clear());
         r
     }
+    async fn unreferenced_manifests(&self, before: Millis) -> CoreResult<(i64, i64)> {
+        self.inner.unreferenced_manifests(before).await
+    }
+    // Only manifests no artifact uses: nothing cached resolves to them.
+    async fn delete_manifests(&self, before: Millis, limit: i64) -> CoreResult<(i64, i64)> {
+        self.inner.delete_manifests(before, limit).await
+    }
 }
 
 #[async_trait]

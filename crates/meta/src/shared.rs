@@ -1387,7 +1387,7 @@ impl RegistryStore for Store {
         }
         let charge = Self::charge(&mut tx, a.project_id, &counted, now).await?;
         sqlx::query(
-            "INSERT INTO manifests (digest, media_type, body, creation_time) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING",
+            "INSERT INTO manifests (digest, media_type, body, creation_time) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO UPDATE SET creation_time = excluded.creation_time",
         )
         .bind(a.digest.as_str())
         .bind(&a.manifest_media_type)
@@ -2277,6 +2277,8 @@ const QUOTA_ON: &str =
 
 /// A blob is referenced while some artifact's manifest names it.
 const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab.digest = blobs.digest)";
+/// A stored manifest (`manifests m`) that no artifact uses.
+const MANIFEST_UNUSED: &str = "NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = m.digest)";
 
 fn push_digests(qb: &mut QueryBuilder<'_, Db>, digests: &[Digest]) {
     qb.push("(");
@@ -2401,6 +2403,46 @@ impl GcStore for Store {
         candidates.sort();
         candidates.dedup();
         let mut out = UntaggedPreview { artifacts: set.len() as i64, ..Default::default() };
+        // A manifest goes when every artifact with its digest goes.
+        let mut digests: Vec<String> = vec![];
+        for chunk in ids.chunks(500) {
+            let mut qb = QueryBuilder::<Db>::new("SELECT DISTINCT digest FROM artifacts WHERE id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            sep.push_unseparated(")");
+            let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(db)?;
+            digests.extend(rows.into_iter().map(|r| r.0));
+        }
+        digests.sort();
+        digests.dedup();
+        for chunk in digests.chunks(500) {
+            let mut qb = QueryBuilder::<Db>::new("SELECT digest, id FROM artifacts WHERE digest IN (");
+            let mut sep = qb.separated(", ");
+            for d in chunk {
+                sep.push_bind(d.clone());
+            }
+            sep.push_unseparated(")");
+            let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(db)?;
+            let kept: std::collections::HashSet<&str> =
+                rows.iter().filter(|(_, a)| !set.contains(a)).map(|(d, _)| d.as_str()).collect();
+            let freed: Vec<&String> = chunk.iter().filter(|d| !kept.contains(d.as_str())).collect();
+            if freed.is_empty() {
+                continue;
+            }
+            let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(body)), 0) AS BIGINT) FROM manifests WHERE creation_time < ");
+            qb.push_bind(before);
+            qb.push(" AND digest IN (");
+            let mut sep = qb.separated(", ");
+            for d in freed {
+                sep.push_bind(d.clone());
+            }
+            sep.push_unseparated(")");
+            let (n, bytes): (i64, i64) = qb.build_query_as().fetch_one(&mut *conn).await.map_err(db)?;
+            out.manifests += n;
+            out.manifest_bytes += bytes;
+        }
         for chunk in candidates.chunks(500) {
             let mut qb = QueryBuilder::<Db>::new("SELECT digest, artifact_id FROM artifact_blobs WHERE digest IN (");
             let mut sep = qb.separated(", ");
@@ -2513,6 +2555,39 @@ impl GcStore for Store {
             .await
             .map_err(db)?;
         Ok(r.rows_affected() as i64)
+    }
+
+    async fn unreferenced_manifests(&self, before: Millis) -> CoreResult<(i64, i64)> {
+        let row: (i64, i64) = sqlx::query_as(&format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(body)), 0) AS BIGINT) FROM manifests m
+             WHERE creation_time < $1 AND {MANIFEST_UNUSED}"
+        ))
+        .bind(before)
+        .fetch_one(self.reader())
+        .await
+        .map_err(db)?;
+        Ok(row)
+    }
+
+    async fn delete_manifests(&self, before: Millis, limit: i64) -> CoreResult<(i64, i64)> {
+        // A manifest PUT upserts the row (refreshing `creation_time`, and
+        // on PostgreSQL locking it) before it inserts its artifact: the
+        // sub-select skips a row a push holds, and one a push refreshed
+        // since fails the time test when PostgreSQL re-reads it.
+        let rows: Vec<(i64,)> = sqlx::query_as(&format!(
+            "DELETE FROM manifests
+             WHERE digest IN (SELECT digest FROM manifests m WHERE creation_time < $1 AND {MANIFEST_UNUSED}
+                              ORDER BY digest LIMIT $2{SKIP_LOCKED})
+               AND creation_time < $1
+               AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = manifests.digest)
+             RETURNING CAST(LENGTH(body) AS BIGINT)"
+        ))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut *self.durable().await?)
+        .await
+        .map_err(db)?;
+        Ok((rows.len() as i64, rows.iter().map(|r| r.0).sum()))
     }
 }
 

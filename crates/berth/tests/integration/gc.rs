@@ -143,7 +143,7 @@ async fn collects_unreferenced_and_keeps_the_rest(s: &Server) {
     let would = log
         .lines()
         .find_map(|l| {
-            l.split_once("would delete 1 untagged artifact(s) and ")
+            l.split_once("would delete 1 untagged artifact(s), ")
                 .map(|(_, s)| s.to_owned())
         })
         .unwrap_or_else(|| panic!("no dry-run summary in {log}"));
@@ -158,14 +158,14 @@ async fn collects_unreferenced_and_keeps_the_rest(s: &Server) {
     let did = log
         .lines()
         .find_map(|l| {
-            l.split_once("deleted 1 untagged artifact(s) and ")
+            l.split_once("deleted 1 untagged artifact(s), ")
                 .map(|(_, s)| s.to_owned())
         })
         .unwrap_or_else(|| panic!("no summary in {log}"));
     assert_eq!(would, did, "the dry run foresaw the real run");
     // The deleted image's 2 layers and config, the untagged one's layer
-    // and config, and the loose blob.
-    assert!(did.starts_with("6 blob(s)"), "{did}");
+    // and config, and the loose blob; the two images' stored manifests.
+    assert!(did.starts_with("6 blob(s) and 2 manifest(s)"), "{did}");
 
     // Kept: the tagged image, whole.
     assert_eq!(
@@ -221,6 +221,75 @@ async fn collects_unreferenced_and_keeps_the_rest(s: &Server) {
 
     // A blob uploaded again after GC is stored again.
     s.push_image("gc/app", "again", 1).await;
+}
+
+/// The stored manifest of a deleted artifact goes with GC, and the same
+/// bytes pushed again afterwards are taken and served again.
+async fn deletes_unused_manifests_and_takes_them_again(s: &Server) {
+    s.create_project("gcm", false).await;
+    let (_, keep, _) = s.push_image("gcm/app", "keep", 1).await;
+    // Another manifest over the same blobs: only its own bytes can go.
+    let mut alias: Value = serde_json::from_slice(&keep).unwrap();
+    alias["annotations"] = json!({ "alias": "yes" });
+    let alias = alias.to_string();
+    let digest = Digest::sha256(alias.as_bytes());
+    let put = |tag: &'static str| {
+        let alias = alias.clone();
+        async move {
+            s.put_manifest(
+                "gcm/app",
+                tag,
+                berth_oci::media::OCI_MANIFEST,
+                alias.as_bytes(),
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(put("alias").await, StatusCode::CREATED);
+    assert_eq!(
+        status(
+            s,
+            Method::DELETE,
+            &format!("/v2/gcm/app/manifests/{digest}")
+        )
+        .await,
+        StatusCode::ACCEPTED
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let dry = start_gc(s, json!({ "dry_run": true })).await;
+    assert_eq!(wait_gc(s, dry).await["job_status"], "Success");
+    let log = gc_log(s, dry).await;
+    assert!(
+        log.contains(&format!(
+            "would delete 0 untagged artifact(s), 0 blob(s) and 1 manifest(s), freeing {}",
+            berth_core::model::human_bytes(alias.len() as i64)
+        )),
+        "{log}"
+    );
+    let run = start_gc(s, json!({})).await;
+    assert_eq!(wait_gc(s, run).await["job_status"], "Success");
+    let log = gc_log(s, run).await;
+    assert!(log.contains("deleted 1 unused manifest(s)"), "{log}");
+    // Nothing left to delete: a second run finds none.
+    let again = start_gc(s, json!({ "dry_run": true })).await;
+    assert_eq!(wait_gc(s, again).await["job_status"], "Success");
+    assert!(gc_log(s, again)
+        .await
+        .contains("would delete 0 untagged artifact(s), 0 blob(s) and 0 manifest(s)"));
+    // The kept image is whole; the same bytes are taken again.
+    assert_eq!(
+        status(s, Method::GET, "/v2/gcm/app/manifests/keep").await,
+        StatusCode::OK
+    );
+    assert_eq!(put("back").await, StatusCode::CREATED);
+    let res = s
+        .admin(Method::GET, &format!("/v2/gcm/app/manifests/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), alias.as_bytes());
 }
 
 /// Blobs used within the window survive, even unreferenced.
@@ -634,6 +703,7 @@ async fn soak_pushes_and_pulls_while_gc_runs(s: &Server) {
 gc_tests!(
     collects_unreferenced_and_keeps_the_rest: 2,
     keeps_recent_blobs: 3600,
+    deletes_unused_manifests_and_takes_them_again: 2,
     schedule_api_and_permissions: 7200,
     a_stopped_run_ends_and_leaves_the_rest: 2,
     soak_pushes_and_pulls_while_gc_runs: 2,
