@@ -2280,6 +2280,61 @@ const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM artifact_blobs ab WHERE ab
 /// A stored manifest (`manifests m`) that no artifact uses.
 const MANIFEST_UNUSED: &str = "NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = m.digest)";
 
+/// What deleting the artifacts `set` frees of what they use through
+/// `uses` (a table and its artifact column, each row an artifact's use of
+/// a `digest`): the digests no other artifact uses, counted and summed by
+/// `totals` (a query prefix ending where `before` is bound).
+async fn freed_by(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    set: &std::collections::HashSet<i64>,
+    (table, artifact): (&str, &str),
+    totals: &str,
+    before: Millis,
+) -> CoreResult<(i64, i64)> {
+    let ids: Vec<i64> = set.iter().copied().collect();
+    let mut used: Vec<String> = vec![];
+    for chunk in ids.chunks(500) {
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT DISTINCT digest FROM {table} WHERE {artifact} IN ("));
+        let mut sep = qb.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        sep.push_unseparated(")");
+        let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(db)?;
+        used.extend(rows.into_iter().map(|r| r.0));
+    }
+    used.sort();
+    used.dedup();
+    let (mut n, mut bytes) = (0, 0);
+    for chunk in used.chunks(500) {
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT digest, {artifact} FROM {table} WHERE digest IN ("));
+        let mut sep = qb.separated(", ");
+        for d in chunk {
+            sep.push_bind(d.clone());
+        }
+        sep.push_unseparated(")");
+        let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(db)?;
+        let kept: std::collections::HashSet<&str> =
+            rows.iter().filter(|(_, a)| !set.contains(a)).map(|(d, _)| d.as_str()).collect();
+        let freed: Vec<&String> = chunk.iter().filter(|d| !kept.contains(d.as_str())).collect();
+        if freed.is_empty() {
+            continue;
+        }
+        let mut qb = QueryBuilder::<Db>::new(totals);
+        qb.push_bind(before);
+        qb.push(" AND digest IN (");
+        let mut sep = qb.separated(", ");
+        for d in freed {
+            sep.push_bind(d.clone());
+        }
+        sep.push_unseparated(")");
+        let (c, b): (i64, i64) = qb.build_query_as().fetch_one(&mut *conn).await.map_err(db)?;
+        n += c;
+        bytes += b;
+    }
+    Ok((n, bytes))
+}
+
 fn push_digests(qb: &mut QueryBuilder<'_, Db>, digests: &[Digest]) {
     qb.push("(");
     let mut sep = qb.separated(", ");
@@ -2387,89 +2442,25 @@ impl GcStore for Store {
             }
         }
         // A blob goes when every artifact that references it goes, and GC
-        // would then mark it (not used since `before`).
-        let ids: Vec<i64> = set.iter().copied().collect();
-        let mut candidates: Vec<String> = vec![];
-        for chunk in ids.chunks(500) {
-            let mut qb = QueryBuilder::<Db>::new("SELECT DISTINCT digest FROM artifact_blobs WHERE artifact_id IN (");
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            sep.push_unseparated(")");
-            let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(db)?;
-            candidates.extend(rows.into_iter().map(|r| r.0));
-        }
-        candidates.sort();
-        candidates.dedup();
-        let mut out = UntaggedPreview { artifacts: set.len() as i64, ..Default::default() };
-        // A manifest goes when every artifact with its digest goes.
-        let mut digests: Vec<String> = vec![];
-        for chunk in ids.chunks(500) {
-            let mut qb = QueryBuilder::<Db>::new("SELECT DISTINCT digest FROM artifacts WHERE id IN (");
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            sep.push_unseparated(")");
-            let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(db)?;
-            digests.extend(rows.into_iter().map(|r| r.0));
-        }
-        digests.sort();
-        digests.dedup();
-        for chunk in digests.chunks(500) {
-            let mut qb = QueryBuilder::<Db>::new("SELECT digest, id FROM artifacts WHERE digest IN (");
-            let mut sep = qb.separated(", ");
-            for d in chunk {
-                sep.push_bind(d.clone());
-            }
-            sep.push_unseparated(")");
-            let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(db)?;
-            let kept: std::collections::HashSet<&str> =
-                rows.iter().filter(|(_, a)| !set.contains(a)).map(|(d, _)| d.as_str()).collect();
-            let freed: Vec<&String> = chunk.iter().filter(|d| !kept.contains(d.as_str())).collect();
-            if freed.is_empty() {
-                continue;
-            }
-            let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(body)), 0) AS BIGINT) FROM manifests WHERE creation_time < ");
-            qb.push_bind(before);
-            qb.push(" AND digest IN (");
-            let mut sep = qb.separated(", ");
-            for d in freed {
-                sep.push_bind(d.clone());
-            }
-            sep.push_unseparated(")");
-            let (n, bytes): (i64, i64) = qb.build_query_as().fetch_one(&mut *conn).await.map_err(db)?;
-            out.manifests += n;
-            out.manifest_bytes += bytes;
-        }
-        for chunk in candidates.chunks(500) {
-            let mut qb = QueryBuilder::<Db>::new("SELECT digest, artifact_id FROM artifact_blobs WHERE digest IN (");
-            let mut sep = qb.separated(", ");
-            for d in chunk {
-                sep.push_bind(d.clone());
-            }
-            sep.push_unseparated(")");
-            let rows: Vec<(String, i64)> = qb.build_query_as().fetch_all(&mut *conn).await.map_err(db)?;
-            let kept: std::collections::HashSet<&str> =
-                rows.iter().filter(|(_, a)| !set.contains(a)).map(|(d, _)| d.as_str()).collect();
-            let freed: Vec<&String> = chunk.iter().filter(|d| !kept.contains(d.as_str())).collect();
-            if freed.is_empty() {
-                continue;
-            }
-            let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE status = 'none' AND update_time < ");
-            qb.push_bind(before);
-            qb.push(" AND digest IN (");
-            let mut sep = qb.separated(", ");
-            for d in freed {
-                sep.push_bind(d.clone());
-            }
-            sep.push_unseparated(")");
-            let (n, bytes): (i64, i64) = qb.build_query_as().fetch_one(&mut *conn).await.map_err(db)?;
-            out.blobs += n;
-            out.bytes += bytes;
-        }
-        Ok(out)
+        // would then mark it (not used since `before`); a manifest goes when
+        // every artifact with its digest goes.
+        let (blobs, bytes) = freed_by(
+            &mut conn,
+            &set,
+            ("artifact_blobs", "artifact_id"),
+            "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE status = 'none' AND update_time < ",
+            before,
+        )
+        .await?;
+        let (manifests, manifest_bytes) = freed_by(
+            &mut conn,
+            &set,
+            ("artifacts", "id"),
+            "SELECT COUNT(*), CAST(COALESCE(SUM(LENGTH(body)), 0) AS BIGINT) FROM manifests WHERE creation_time < ",
+            before,
+        )
+        .await?;
+        Ok(UntaggedPreview { artifacts: set.len() as i64, blobs, bytes, manifests, manifest_bytes })
     }
 
     async fn mark_blobs(&self, before: Millis) -> CoreResult<(i64, i64)> {
