@@ -53,6 +53,9 @@ impl PgStore {
 
 /// Concurrent claimers on several nodes skip the rows others hold.
 const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+/// A background writer updating a non-key column takes only the rows no one
+/// else holds, so it never waits while it holds others.
+const SKIP_LOCKED_UPDATE: &str = " FOR NO KEY UPDATE SKIP LOCKED";
 
 include!("shared.rs");
 include!("jobs.rs");

@@ -1669,33 +1669,61 @@ impl RegistryStore for Store {
                 *t = (*t).max(p.time);
             }
         }
+        // This runs beside every delete, push and GC, so it must never wait
+        // for a row while it holds another (a deadlock PostgreSQL would
+        // break by failing one side, perhaps a client's delete). One
+        // transaction updates the rows nobody holds; the rest then go one
+        // statement at a time, each holding a single row. Pull times only
+        // move forward, whatever order nodes write them in.
+        const ARTIFACT: &str = "UPDATE artifacts SET pull_time = $1 WHERE id = $2 AND (pull_time IS NULL OR pull_time < $1)";
+        const TAG: &str = "UPDATE tags SET pull_time = $1 WHERE repository_id = $2 AND name = $3 AND (pull_time IS NULL OR pull_time < $1)";
+        let mut artifacts_left: Vec<(i64, Millis)> = vec![];
+        let mut tags_left: Vec<((i64, String), Millis)> = vec![];
         let mut tx = self.writer().begin().await.map_err(db)?;
+        for (artifact, t) in per_artifact {
+            let taken: Option<(i64,)> =
+                sqlx::query_as(&format!("SELECT id FROM artifacts WHERE id = $1{SKIP_LOCKED_UPDATE}"))
+                    .bind(artifact)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            if taken.is_none() {
+                artifacts_left.push((artifact, t));
+                continue;
+            }
+            sqlx::query(ARTIFACT).bind(t).bind(artifact).execute(&mut *tx).await.map_err(db)?;
+        }
+        for ((repo, tag), t) in per_tag {
+            let taken: Option<(i64,)> = sqlx::query_as(&format!(
+                "SELECT repository_id FROM tags WHERE repository_id = $1 AND name = $2{SKIP_LOCKED_UPDATE}"
+            ))
+            .bind(repo)
+            .bind(&tag)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            if taken.is_none() {
+                tags_left.push(((repo, tag), t));
+                continue;
+            }
+            sqlx::query(TAG).bind(t).bind(repo).bind(tag).execute(&mut *tx).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        // Held rows (or deleted ones, which these statements then miss).
+        for (artifact, t) in artifacts_left {
+            sqlx::query(ARTIFACT).bind(t).bind(artifact).execute(self.writer()).await.map_err(db)?;
+        }
+        for ((repo, tag), t) in tags_left {
+            sqlx::query(TAG).bind(t).bind(repo).bind(tag).execute(self.writer()).await.map_err(db)?;
+        }
         for (repo, n) in per_repo {
             sqlx::query("UPDATE repositories SET pull_count = pull_count + $1 WHERE id = $2")
                 .bind(n)
                 .bind(repo)
-                .execute(&mut *tx)
+                .execute(self.writer())
                 .await
                 .map_err(db)?;
         }
-        for (artifact, t) in per_artifact {
-            sqlx::query("UPDATE artifacts SET pull_time = $1 WHERE id = $2")
-                .bind(t)
-                .bind(artifact)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        for ((repo, tag), t) in per_tag {
-            sqlx::query("UPDATE tags SET pull_time = $1 WHERE repository_id = $2 AND name = $3")
-                .bind(t)
-                .bind(repo)
-                .bind(tag)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)?;
         Ok(())
     }
 }

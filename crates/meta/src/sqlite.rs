@@ -86,6 +86,7 @@ impl SqliteStore {
 
 /// One writer connection serialises claims; there are no row locks.
 const SKIP_LOCKED: &str = "";
+const SKIP_LOCKED_UPDATE: &str = "";
 
 include!("shared.rs");
 include!("jobs.rs");

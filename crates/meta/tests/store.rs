@@ -888,6 +888,112 @@ async fn pulls_are_recorded(store: Arc<dyn MetaStore>) {
     assert_eq!(a.tags[0].pull_time, Some(104));
 }
 
+/// A delete locks its artifacts one by one, in no order the pull recorder
+/// can know. Here a transaction holds the newer artifact and, once the
+/// recorder is under way with both, takes the older one too: the recorder
+/// must never hold one row while it waits for the other, or PostgreSQL
+/// breaks the deadlock by failing one side (in the field, a client's
+/// DELETE answered 500).
+#[tokio::test]
+async fn pulls_never_deadlock_with_a_delete_on_postgres() {
+    use sqlx::Connection;
+    let Some(db) = postgres().await else { return };
+    let store = db.store.clone();
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let c = blob(&store, &p, "p/r", 1, 1).await;
+    let older = store
+        .put_manifest(&artifact(&p, "p/r", "m1", vec![c.clone()], Some("a")))
+        .await
+        .unwrap();
+    let newer = store
+        .put_manifest(&artifact(&p, "p/r", "m2", vec![c], Some("b")))
+        .await
+        .unwrap();
+    assert!(older.artifact_id < newer.artifact_id);
+    let repo_row = store.repository_by_name("p/r").await.unwrap().unwrap();
+
+    let mut conn = sqlx::PgConnection::connect(db.url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    // Long enough to tell a deadlock (detected after 1 s) from a wait.
+    sqlx::query("SET LOCAL lock_timeout = '10s'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("SELECT id FROM artifacts WHERE id = $1 FOR UPDATE")
+        .bind(newer.artifact_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("SELECT name FROM tags WHERE name = 'b' FOR UPDATE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+
+    let pulls: Vec<PullRecord> = [(older.artifact_id, "a"), (newer.artifact_id, "b")]
+        .into_iter()
+        .map(|(id, tag)| PullRecord {
+            repository_id: repo_row.id,
+            artifact_id: id,
+            tag: Some(tag.into()),
+            time: 500,
+        })
+        .collect();
+    let recorder = tokio::spawn({
+        let store = store.clone();
+        async move { store.record_pulls(&pulls).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The held rows are still waited for: the recorder is not done.
+    assert!(
+        !recorder.is_finished(),
+        "the recorder skipped a held row for good"
+    );
+    sqlx::query("SELECT id FROM artifacts WHERE id = $1 FOR UPDATE")
+        .bind(older.artifact_id)
+        .execute(&mut *tx)
+        .await
+        .expect("taking the second row: the recorder must not hold it while it waits");
+    sqlx::query("SELECT name FROM tags WHERE name = 'a' FOR UPDATE")
+        .execute(&mut *tx)
+        .await
+        .expect("taking the second tag: the recorder must not hold it while it waits");
+    tx.commit().await.unwrap();
+    recorder.await.unwrap().expect("record_pulls");
+
+    let repo_row = store.repository_by_name("p/r").await.unwrap().unwrap();
+    assert_eq!(repo_row.pull_count, 2);
+    for (tag, id) in [("a", older.artifact_id), ("b", newer.artifact_id)] {
+        let a = store
+            .artifact_by_reference(repo_row.id, &Reference::Tag(Tag::parse(tag).unwrap()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.id, id);
+        assert_eq!(a.pull_time, Some(500), "{tag}");
+        assert_eq!(a.tags[0].pull_time, Some(500), "{tag}");
+    }
+    // An older pull arriving late does not move a pull time back.
+    store
+        .record_pulls(&[PullRecord {
+            repository_id: repo_row.id,
+            artifact_id: older.artifact_id,
+            tag: Some("a".into()),
+            time: 400,
+        }])
+        .await
+        .unwrap();
+    let a = store
+        .artifact_by_reference(repo_row.id, &Reference::Tag(Tag::parse("a").unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.pull_time, Some(500));
+    assert_eq!(a.tags[0].pull_time, Some(500));
+}
+
 fn execution(kind: &str, tasks: usize) -> NewExecution {
     NewExecution {
         vendor_type: kind.into(),

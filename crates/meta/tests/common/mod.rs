@@ -7,6 +7,10 @@ use berth_core::ports::MetaStore;
 
 pub struct TestDb {
     pub store: Arc<dyn MetaStore>,
+    /// The PostgreSQL database's URL, for cases that hold locks beside the
+    /// store (only some suites read it).
+    #[allow(dead_code)]
+    pub url: Option<String>,
     _dir: Option<TempDir>,
 }
 
@@ -24,6 +28,7 @@ pub async fn sqlite() -> Option<TestDb> {
     let store = berth_meta::open(&url).await.unwrap();
     Some(TestDb {
         store,
+        url: None,
         _dir: Some(TempDir(dir)),
     })
 }
@@ -48,5 +53,9 @@ pub async fn postgres() -> Option<TestDb> {
         None => panic!("BERTH_TEST_POSTGRES_URL needs a database path"),
     };
     let store = berth_meta::open(&url).await.unwrap();
-    Some(TestDb { store, _dir: None })
+    Some(TestDb {
+        store,
+        url: Some(url),
+        _dir: None,
+    })
 }
