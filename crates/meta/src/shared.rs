@@ -33,7 +33,45 @@ fn db(e: sqlx::Error) -> CoreError {
             return CoreError::BadRequest("text must not contain NUL characters".into());
         }
     }
+    if is_aborted(&e) {
+        return CoreError::Internal(format!("{ABORTED}: {e}"));
+    }
     CoreError::Internal(format!("metadata store: {e}"))
+}
+
+/// The start of the message of a transaction PostgreSQL aborted to break a
+/// deadlock (40P01) or a serialization failure (40001): nothing of it was
+/// committed, and running it again is the documented remedy.
+const ABORTED: &str = "metadata store: transaction aborted by the database";
+
+fn is_aborted(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01") | Some("40001")))
+}
+
+/// Runs a write transaction again (up to five times in all, after a short
+/// random pause) when the database aborted it. Only for operations that are
+/// one transaction, so that an aborted try left nothing behind.
+async fn retry_aborted<T, F, Fut>(op: F) -> CoreResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = CoreResult<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match op().await {
+            Err(CoreError::Internal(m)) if m.starts_with(ABORTED) && tries < 5 => {
+                tracing::debug!(tries, error = %m, "retrying an aborted transaction");
+                let jitter = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos() % 20)
+                    .unwrap_or(0);
+                let pause = 5 * tries + jitter as u64;
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -853,44 +891,47 @@ impl ProjectStore for Store {
     }
 
     async fn delete_repository(&self, id: RepositoryId, immutable: TagGuard<'_>) -> CoreResult<DeletedArtifacts> {
-        let mut conn = self.durable().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
-        let name: Option<(String,)> = sqlx::query_as("SELECT name FROM repositories WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        let Some((name,)) = name else {
-            return Err(CoreError::RepositoryNotFound(id.to_string()));
-        };
-        let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM artifacts WHERE repository_id = $1")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        let deleted = Self::delete_artifacts_deep(&mut tx, id, ids.into_iter().map(|r| r.0).collect(), false, immutable).await?;
-        let links: Vec<(String, i64)> =
-            sqlx::query_as("DELETE FROM repository_blobs WHERE repository = $1 RETURNING digest, project_id")
-                .bind(&name)
+        retry_aborted(move || async move {
+            let mut conn = self.durable().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+            let name: Option<(String,)> = sqlx::query_as("SELECT name FROM repositories WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let Some((name,)) = name else {
+                return Err(CoreError::RepositoryNotFound(id.to_string()));
+            };
+            let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM artifacts WHERE repository_id = $1")
+                .bind(id)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
-        if let Some((_, project_id)) = links.first() {
-            let digests: Vec<String> = links.iter().map(|l| l.0.clone()).collect();
-            Self::release(&mut tx, *project_id, &digests, true).await?;
-        }
-        sqlx::query("DELETE FROM uploads WHERE repository = $1")
-            .bind(&name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("DELETE FROM repositories WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(deleted)
+            let deleted = Self::delete_artifacts_deep(&mut tx, id, ids.into_iter().map(|r| r.0).collect(), false, immutable).await?;
+            let links: Vec<(String, i64)> =
+                sqlx::query_as("DELETE FROM repository_blobs WHERE repository = $1 RETURNING digest, project_id")
+                    .bind(&name)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            if let Some((_, project_id)) = links.first() {
+                let digests: Vec<String> = links.iter().map(|l| l.0.clone()).collect();
+                Self::release(&mut tx, *project_id, &digests, true).await?;
+            }
+            sqlx::query("DELETE FROM uploads WHERE repository = $1")
+                .bind(&name)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query("DELETE FROM repositories WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(deleted)
+        })
+        .await
     }
 
     async fn list_artifacts(&self, query: &ArtifactQuery, page: Page) -> CoreResult<(Vec<Artifact>, i64)> {
@@ -1059,22 +1100,74 @@ impl RegistryStore for Store {
         upload_id: Option<&str>,
         now: Millis,
     ) -> CoreResult<QuotaCharge> {
-        let mut conn = self.durable().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
-        sqlx::query(
-            "INSERT INTO blobs (digest, size, status, creation_time, update_time) VALUES ($1, $2, 'none', $3, $3)
-             ON CONFLICT (digest) DO UPDATE SET status = 'none', update_time = excluded.update_time",
-        )
-        .bind(digest.as_str())
-        .bind(size as i64)
-        .bind(now)
-        .execute(&mut *tx)
+        retry_aborted(move || async move {
+            let mut conn = self.durable().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+            sqlx::query(
+                "INSERT INTO blobs (digest, size, status, creation_time, update_time) VALUES ($1, $2, 'none', $3, $3)
+                 ON CONFLICT (digest) DO UPDATE SET status = 'none', update_time = excluded.update_time",
+            )
+            .bind(digest.as_str())
+            .bind(size as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            // Over quota, the blob row still commits (unlinked, so GC reclaims
+            // the stored bytes) and the session ends; the link does not.
+            let charge = Self::charge(&mut tx, project_id, &[(digest.as_str().to_owned(), size as i64)], now).await;
+            if charge.is_ok() {
+                sqlx::query(
+                    "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (repository, digest) DO NOTHING",
+                )
+                .bind(repository.as_str())
+                .bind(digest.as_str())
+                .bind(project_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            if let Some(id) = upload_id {
+                sqlx::query("DELETE FROM uploads WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            tx.commit().await.map_err(db)?;
+            charge
+        })
         .await
-        .map_err(db)?;
-        // Over quota, the blob row still commits (unlinked, so GC reclaims
-        // the stored bytes) and the session ends; the link does not.
-        let charge = Self::charge(&mut tx, project_id, &[(digest.as_str().to_owned(), size as i64)], now).await;
-        if charge.is_ok() {
+    }
+
+    async fn mount_blob(
+        &self,
+        project_id: ProjectId,
+        repository: &RepoName,
+        from: &RepoName,
+        digest: &Digest,
+        now: Millis,
+    ) -> CoreResult<Option<(BlobInfo, QuotaCharge)>> {
+        retry_aborted(move || async move {
+            let mut conn = self.durable().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+            let row: Option<(i64,)> = sqlx::query_as(
+                "UPDATE blobs SET status = 'none', update_time = $1 WHERE digest = $2 AND status <> 'deleting'
+                   AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository = $3 AND rb.digest = $2)
+                 RETURNING size",
+            )
+            .bind(now)
+            .bind(digest.as_str())
+            .bind(from.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            let Some((size,)) = row else {
+                return Ok(None);
+            };
+            let charge = Self::charge(&mut tx, project_id, &[(digest.as_str().to_owned(), size)], now).await?;
             sqlx::query(
                 "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (repository, digest) DO NOTHING",
@@ -1086,56 +1179,10 @@ impl RegistryStore for Store {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        }
-        if let Some(id) = upload_id {
-            sqlx::query("DELETE FROM uploads WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        tx.commit().await.map_err(db)?;
-        charge
-    }
-
-    async fn mount_blob(
-        &self,
-        project_id: ProjectId,
-        repository: &RepoName,
-        from: &RepoName,
-        digest: &Digest,
-        now: Millis,
-    ) -> CoreResult<Option<(BlobInfo, QuotaCharge)>> {
-        let mut conn = self.durable().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
-        let row: Option<(i64,)> = sqlx::query_as(
-            "UPDATE blobs SET status = 'none', update_time = $1 WHERE digest = $2 AND status <> 'deleting'
-               AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository = $3 AND rb.digest = $2)
-             RETURNING size",
-        )
-        .bind(now)
-        .bind(digest.as_str())
-        .bind(from.as_str())
-        .fetch_optional(&mut *tx)
+            tx.commit().await.map_err(db)?;
+            Ok(Some((BlobInfo { size: size as u64 }, charge)))
+        })
         .await
-        .map_err(db)?;
-        let Some((size,)) = row else {
-            return Ok(None);
-        };
-        let charge = Self::charge(&mut tx, project_id, &[(digest.as_str().to_owned(), size)], now).await?;
-        sqlx::query(
-            "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (repository, digest) DO NOTHING",
-        )
-        .bind(repository.as_str())
-        .bind(digest.as_str())
-        .bind(project_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(Some((BlobInfo { size: size as u64 }, charge)))
     }
 
     async fn unlink_blob(&self, repository: &RepoName, digest: &Digest) -> CoreResult<bool> {
@@ -1320,209 +1367,212 @@ impl RegistryStore for Store {
     }
 
     async fn put_manifest(&self, a: &NewArtifact) -> CoreResult<PutManifestOutcome> {
-        let now = a.push_time;
-        let mut conn = self.durable().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
-        // Every referenced blob must be linked to this repository and not
-        // being swept. Touching it here (a row lock on PostgreSQL) keeps GC
-        // from sweeping it until this transaction is over.
-        let mut size: i64 = a.body.len() as i64 + a.foreign_size;
-        let mut counted: Vec<(String, i64)> = vec![(a.digest.as_str().to_owned(), a.body.len() as i64)];
-        for d in &a.blobs {
-            let row: Option<(i64,)> = sqlx::query_as(
-                "UPDATE blobs SET status = 'none', update_time = $1 WHERE digest = $2 AND status <> 'deleting'
-                   AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository = $3 AND rb.digest = $2)
-                 RETURNING size",
-            )
-            .bind(now)
-            .bind(d.as_str())
-            .bind(a.repository.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-            match row {
-                Some((s,)) => {
-                    size += s;
-                    counted.push((d.as_str().to_owned(), s));
-                }
-                None => return Err(CoreError::ManifestBlobUnknown(d.clone())),
-            }
-        }
-        let repo_id: (i64,) = match sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = $1")
-            .bind(a.repository.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-        {
-            Some(r) => r,
-            None => sqlx::query_as(
-                "INSERT INTO repositories (project_id, name, creation_time, update_time) VALUES ($1, $2, $3, $3) RETURNING id",
-            )
-            .bind(a.project_id)
-            .bind(a.repository.as_str())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?,
-        };
-        let repo_id = repo_id.0;
-        let mut children: Vec<(i64, &NewChild)> = Vec::with_capacity(a.children.len());
-        for c in &a.children {
-            let row: Option<(i64, i64)> =
-                sqlx::query_as("SELECT id, size FROM artifacts WHERE repository_id = $1 AND digest = $2")
-                    .bind(repo_id)
-                    .bind(c.digest.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            match row {
-                Some((id, s)) => {
-                    if !children.iter().any(|(cid, _)| *cid == id) {
+        retry_aborted(move || async move {
+            let now = a.push_time;
+            let mut conn = self.durable().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+            // Every referenced blob must be linked to this repository and not
+            // being swept. Touching it here (a row lock on PostgreSQL) keeps GC
+            // from sweeping it until this transaction is over.
+            let mut size: i64 = a.body.len() as i64 + a.foreign_size;
+            let mut counted: Vec<(String, i64)> = vec![(a.digest.as_str().to_owned(), a.body.len() as i64)];
+            for d in &a.blobs {
+                let row: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE blobs SET status = 'none', update_time = $1 WHERE digest = $2 AND status <> 'deleting'
+                       AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository = $3 AND rb.digest = $2)
+                     RETURNING size",
+                )
+                .bind(now)
+                .bind(d.as_str())
+                .bind(a.repository.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                match row {
+                    Some((s,)) => {
                         size += s;
+                        counted.push((d.as_str().to_owned(), s));
                     }
-                    children.push((id, c));
+                    None => return Err(CoreError::ManifestBlobUnknown(d.clone())),
                 }
-                None => return Err(CoreError::ManifestBlobUnknown(c.digest.clone())),
             }
-        }
-        let charge = Self::charge(&mut tx, a.project_id, &counted, now).await?;
-        sqlx::query(
-            "INSERT INTO manifests (digest, media_type, body, creation_time) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO UPDATE SET creation_time = excluded.creation_time",
-        )
-        .bind(a.digest.as_str())
-        .bind(&a.manifest_media_type)
-        .bind(a.body.as_ref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        let existing: Option<(i64,)> = sqlx::query_as("SELECT id FROM artifacts WHERE repository_id = $1 AND digest = $2")
-            .bind(repo_id)
-            .bind(a.digest.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        let (artifact_id, created) = match existing {
-            Some((id,)) => {
-                sqlx::query("UPDATE artifacts SET push_time = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                (id, false)
-            }
-            None => {
-                let (id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO artifacts (project_id, repository_id, digest, kind, media_type, manifest_media_type, artifact_type,
-                        size, manifest_size, subject_digest, annotations, extra_attrs, push_time)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+            let repo_id: (i64,) = match sqlx::query_as::<_, (i64,)>("SELECT id FROM repositories WHERE name = $1")
+                .bind(a.repository.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?
+            {
+                Some(r) => r,
+                None => sqlx::query_as(
+                    "INSERT INTO repositories (project_id, name, creation_time, update_time) VALUES ($1, $2, $3, $3) RETURNING id",
                 )
                 .bind(a.project_id)
-                .bind(repo_id)
-                .bind(a.digest.as_str())
-                .bind(&a.kind)
-                .bind(&a.media_type)
-                .bind(&a.manifest_media_type)
-                .bind(&a.artifact_type)
-                .bind(size)
-                .bind(a.body.len() as i64)
-                .bind(a.subject.as_ref().map(|s| s.as_str().to_owned()))
-                .bind(to_json(&a.annotations))
-                .bind(a.extra_attrs.to_string())
+                .bind(a.repository.as_str())
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(db)?;
-                for d in &a.blobs {
-                    sqlx::query("INSERT INTO artifact_blobs (artifact_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                        .bind(id)
-                        .bind(d.as_str())
-                        .execute(&mut *tx)
+                .map_err(db)?,
+            };
+            let repo_id = repo_id.0;
+            let mut children: Vec<(i64, &NewChild)> = Vec::with_capacity(a.children.len());
+            for c in &a.children {
+                let row: Option<(i64, i64)> =
+                    sqlx::query_as("SELECT id, size FROM artifacts WHERE repository_id = $1 AND digest = $2")
+                        .bind(repo_id)
+                        .bind(c.digest.as_str())
+                        .fetch_optional(&mut *tx)
                         .await
                         .map_err(db)?;
+                match row {
+                    Some((id, s)) => {
+                        if !children.iter().any(|(cid, _)| *cid == id) {
+                            size += s;
+                        }
+                        children.push((id, c));
+                    }
+                    None => return Err(CoreError::ManifestBlobUnknown(c.digest.clone())),
                 }
-                for (child_id, c) in &children {
-                    sqlx::query(
-                        "INSERT INTO artifact_references (parent_id, child_id, child_digest, platform, annotations, urls)
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(*child_id)
-                    .bind(c.digest.as_str())
-                    .bind(c.platform.as_ref().map(to_json))
-                    .bind(c.annotations.as_ref().map(to_json))
-                    .bind(c.urls.as_ref().map(to_json))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                }
-                (id, true)
             }
-        };
-        let mut moved_tags = Vec::new();
-        for tag in &a.tags {
-            let prev: Option<(i64, String)> = sqlx::query_as(
-                "SELECT t.artifact_id, a.digest FROM tags t JOIN artifacts a ON a.id = t.artifact_id
-                 WHERE t.repository_id = $1 AND t.name = $2",
+            let charge = Self::charge(&mut tx, a.project_id, &counted, now).await?;
+            sqlx::query(
+                "INSERT INTO manifests (digest, media_type, body, creation_time) VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO UPDATE SET creation_time = excluded.creation_time",
             )
-            .bind(repo_id)
-            .bind(tag.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-            match prev {
-                Some((prev_id, _)) if prev_id == artifact_id => {
-                    sqlx::query("UPDATE tags SET push_time = $1 WHERE repository_id = $2 AND name = $3")
-                        .bind(now)
-                        .bind(repo_id)
-                        .bind(tag.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                }
-                Some((_, _)) if a.immutable_tags.contains(tag) => {
-                    return Err(CoreError::Precondition(format!(
-                        "Failed to process request due to '{}:{tag}' configured as immutable.",
-                        a.repository
-                    )));
-                }
-                Some((_, prev_digest)) => {
-                    sqlx::query("UPDATE tags SET artifact_id = $1, push_time = $2, pull_time = NULL WHERE repository_id = $3 AND name = $4")
-                        .bind(artifact_id)
-                        .bind(now)
-                        .bind(repo_id)
-                        .bind(tag.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                    moved_tags.push((tag.as_str().to_owned(), parse_digest(&prev_digest)?));
-                }
-                None => {
-                    sqlx::query("INSERT INTO tags (repository_id, artifact_id, name, push_time) VALUES ($1, $2, $3, $4)")
-                        .bind(repo_id)
-                        .bind(artifact_id)
-                        .bind(tag.as_str())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                }
-            }
-        }
-        sqlx::query("UPDATE repositories SET update_time = $1 WHERE id = $2")
+            .bind(a.digest.as_str())
+            .bind(&a.manifest_media_type)
+            .bind(a.body.as_ref())
             .bind(now)
-            .bind(repo_id)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(PutManifestOutcome {
-            artifact_id,
-            charge,
-            created,
-            moved_tags,
+            let existing: Option<(i64,)> = sqlx::query_as("SELECT id FROM artifacts WHERE repository_id = $1 AND digest = $2")
+                .bind(repo_id)
+                .bind(a.digest.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let (artifact_id, created) = match existing {
+                Some((id,)) => {
+                    sqlx::query("UPDATE artifacts SET push_time = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    (id, false)
+                }
+                None => {
+                    let (id,): (i64,) = sqlx::query_as(
+                        "INSERT INTO artifacts (project_id, repository_id, digest, kind, media_type, manifest_media_type, artifact_type,
+                            size, manifest_size, subject_digest, annotations, extra_attrs, push_time)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                    )
+                    .bind(a.project_id)
+                    .bind(repo_id)
+                    .bind(a.digest.as_str())
+                    .bind(&a.kind)
+                    .bind(&a.media_type)
+                    .bind(&a.manifest_media_type)
+                    .bind(&a.artifact_type)
+                    .bind(size)
+                    .bind(a.body.len() as i64)
+                    .bind(a.subject.as_ref().map(|s| s.as_str().to_owned()))
+                    .bind(to_json(&a.annotations))
+                    .bind(a.extra_attrs.to_string())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    for d in &a.blobs {
+                        sqlx::query("INSERT INTO artifact_blobs (artifact_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                            .bind(id)
+                            .bind(d.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                    }
+                    for (child_id, c) in &children {
+                        sqlx::query(
+                            "INSERT INTO artifact_references (parent_id, child_id, child_digest, platform, annotations, urls)
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(id)
+                        .bind(*child_id)
+                        .bind(c.digest.as_str())
+                        .bind(c.platform.as_ref().map(to_json))
+                        .bind(c.annotations.as_ref().map(to_json))
+                        .bind(c.urls.as_ref().map(to_json))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    }
+                    (id, true)
+                }
+            };
+            let mut moved_tags = Vec::new();
+            for tag in &a.tags {
+                let prev: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT t.artifact_id, a.digest FROM tags t JOIN artifacts a ON a.id = t.artifact_id
+                     WHERE t.repository_id = $1 AND t.name = $2",
+                )
+                .bind(repo_id)
+                .bind(tag.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                match prev {
+                    Some((prev_id, _)) if prev_id == artifact_id => {
+                        sqlx::query("UPDATE tags SET push_time = $1 WHERE repository_id = $2 AND name = $3")
+                            .bind(now)
+                            .bind(repo_id)
+                            .bind(tag.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                    }
+                    Some((_, _)) if a.immutable_tags.contains(tag) => {
+                        return Err(CoreError::Precondition(format!(
+                            "Failed to process request due to '{}:{tag}' configured as immutable.",
+                            a.repository
+                        )));
+                    }
+                    Some((_, prev_digest)) => {
+                        sqlx::query("UPDATE tags SET artifact_id = $1, push_time = $2, pull_time = NULL WHERE repository_id = $3 AND name = $4")
+                            .bind(artifact_id)
+                            .bind(now)
+                            .bind(repo_id)
+                            .bind(tag.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        moved_tags.push((tag.as_str().to_owned(), parse_digest(&prev_digest)?));
+                    }
+                    None => {
+                        sqlx::query("INSERT INTO tags (repository_id, artifact_id, name, push_time) VALUES ($1, $2, $3, $4)")
+                            .bind(repo_id)
+                            .bind(artifact_id)
+                            .bind(tag.as_str())
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                    }
+                }
+            }
+            sqlx::query("UPDATE repositories SET update_time = $1 WHERE id = $2")
+                .bind(now)
+                .bind(repo_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(PutManifestOutcome {
+                artifact_id,
+                charge,
+                created,
+                moved_tags,
+            })
         })
+        .await
     }
 
     async fn resolve_manifest(&self, repository: &RepoName, reference: &Reference) -> CoreResult<Option<ManifestRecord>> {
@@ -1562,22 +1612,25 @@ impl RegistryStore for Store {
     }
 
     async fn delete_manifest(&self, repository: &RepoName, digest: &Digest, immutable: TagGuard<'_>) -> CoreResult<DeletedArtifacts> {
-        let mut conn = self.durable().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT a.id, r.id FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
-        )
-        .bind(repository.as_str())
-        .bind(digest.as_str())
-        .fetch_optional(&mut *tx)
+        retry_aborted(move || async move {
+            let mut conn = self.durable().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+            let row: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT a.id, r.id FROM artifacts a JOIN repositories r ON r.id = a.repository_id WHERE r.name = $1 AND a.digest = $2",
+            )
+            .bind(repository.as_str())
+            .bind(digest.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            let Some((artifact_id, repo_id)) = row else {
+                return Ok(DeletedArtifacts::default());
+            };
+            let deleted = Self::delete_artifacts_deep(&mut tx, repo_id, vec![artifact_id], true, immutable).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(deleted)
+        })
         .await
-        .map_err(db)?;
-        let Some((artifact_id, repo_id)) = row else {
-            return Ok(DeletedArtifacts::default());
-        };
-        let deleted = Self::delete_artifacts_deep(&mut tx, repo_id, vec![artifact_id], true, immutable).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(deleted)
     }
 
     async fn delete_tag(&self, repository: &RepoName, tag: &Tag) -> CoreResult<bool> {
@@ -2771,32 +2824,35 @@ impl berth_core::ports::PolicyStore for Store {
     }
 
     async fn delete_artifacts(&self, repository: &RepoName, ids: &[i64], immutable: TagGuard<'_>) -> CoreResult<DeletedArtifacts> {
-        let mut conn = self.durable().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
-        let Some((repo_id,)): Option<(i64,)> = sqlx::query_as("SELECT id FROM repositories WHERE name = $1")
-            .bind(repository.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-        else {
-            return Ok(DeletedArtifacts::default());
-        };
-        // Only ids still in the repository (a concurrent delete is fine).
-        let mut qb = QueryBuilder::<Db>::new("SELECT id FROM artifacts WHERE repository_id = ");
-        qb.push_bind(repo_id);
-        qb.push(" AND id IN (");
-        let mut sep = qb.separated(", ");
-        for id in ids {
-            sep.push_bind(*id);
-        }
-        sep.push_unseparated(")");
-        let present: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await.map_err(db)?;
-        if present.is_empty() {
-            return Ok(DeletedArtifacts::default());
-        }
-        let deleted = Self::delete_artifacts_deep(&mut tx, repo_id, present.into_iter().map(|r| r.0).collect(), true, immutable).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(deleted)
+        retry_aborted(move || async move {
+            let mut conn = self.durable().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db)?;
+            let Some((repo_id,)): Option<(i64,)> = sqlx::query_as("SELECT id FROM repositories WHERE name = $1")
+                .bind(repository.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?
+            else {
+                return Ok(DeletedArtifacts::default());
+            };
+            // Only ids still in the repository (a concurrent delete is fine).
+            let mut qb = QueryBuilder::<Db>::new("SELECT id FROM artifacts WHERE repository_id = ");
+            qb.push_bind(repo_id);
+            qb.push(" AND id IN (");
+            let mut sep = qb.separated(", ");
+            for id in ids {
+                sep.push_bind(*id);
+            }
+            sep.push_unseparated(")");
+            let present: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await.map_err(db)?;
+            if present.is_empty() {
+                return Ok(DeletedArtifacts::default());
+            }
+            let deleted = Self::delete_artifacts_deep(&mut tx, repo_id, present.into_iter().map(|r| r.0).collect(), true, immutable).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(deleted)
+        })
+        .await
     }
 }
 

@@ -994,6 +994,82 @@ async fn pulls_never_deadlock_with_a_delete_on_postgres() {
     assert_eq!(a.tags[0].pull_time, Some(500));
 }
 
+/// When PostgreSQL breaks a deadlock by aborting a client's write, the
+/// store runs that transaction again instead of failing the request. Here
+/// a transaction holds an index's child, the store's delete of the index
+/// takes the index and waits for the child, and the transaction then asks
+/// for the index: the store waited first, so its try is the one aborted.
+#[tokio::test]
+async fn aborted_deletes_run_again_on_postgres() {
+    use sqlx::Connection;
+    let Some(db) = postgres().await else { return };
+    let store = db.store.clone();
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let c = blob(&store, &p, "p/r", 1, 1).await;
+    let child = store
+        .put_manifest(&artifact(&p, "p/r", "child", vec![c], None))
+        .await
+        .unwrap();
+    let mut idx = artifact(&p, "p/r", "index", vec![], Some("multi"));
+    idx.manifest_media_type = berth_oci::media::OCI_INDEX.into();
+    idx.children = vec![NewChild {
+        digest: Digest::sha256(b"child"),
+        platform: None,
+        annotations: None,
+        urls: None,
+    }];
+    let index = store.put_manifest(&idx).await.unwrap();
+
+    let mut conn = sqlx::PgConnection::connect(db.url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT id FROM artifacts WHERE id = $1 FOR UPDATE")
+        .bind(child.artifact_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let delete = tokio::spawn({
+        let store = store.clone();
+        let digest = idx.digest.clone();
+        async move {
+            store
+                .delete_manifest(&repo("p/r"), &digest, &no_guard)
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        !delete.is_finished(),
+        "the delete did not wait for the held child"
+    );
+    // Waits until the deadlock check aborts the store's try (after 1 s).
+    sqlx::query("SELECT id FROM artifacts WHERE id = $1 FOR UPDATE")
+        .bind(index.artifact_id)
+        .execute(&mut *tx)
+        .await
+        .expect("the store's transaction, which waited first, is the one aborted");
+    tx.commit().await.unwrap();
+    let deleted = delete
+        .await
+        .unwrap()
+        .expect("the aborted delete runs again");
+    let mut gone: Vec<Digest> = deleted.artifacts.into_iter().map(|(d, _)| d).collect();
+    gone.sort();
+    let mut want = vec![idx.digest.clone(), Digest::sha256(b"child")];
+    want.sort();
+    assert_eq!(gone, want);
+    let repo_row = store.repository_by_name("p/r").await.unwrap().unwrap();
+    for d in want {
+        assert!(store
+            .artifact_by_reference(repo_row.id, &Reference::Digest(d))
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
+
 fn execution(kind: &str, tasks: usize) -> NewExecution {
     NewExecution {
         vendor_type: kind.into(),
