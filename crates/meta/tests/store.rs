@@ -1070,6 +1070,59 @@ async fn aborted_deletes_run_again_on_postgres() {
     }
 }
 
+/// GC's manifest delete never takes a manifest a push is storing: the push
+/// upserts the row (locking it and refreshing its time) before it inserts
+/// its artifact, and the delete skips a held row rather than waiting, then
+/// finds it too recent.
+#[tokio::test]
+async fn manifest_delete_skips_a_manifest_being_pushed_on_postgres() {
+    use sqlx::Connection;
+    let Some(db) = postgres().await else { return };
+    let store = db.store.clone();
+    admin(&store).await;
+    let p = project(&store, "p", 1, false).await;
+    let c = blob(&store, &p, "p/r", 1, 1).await;
+    let held = artifact(&p, "p/r", "m1", vec![c.clone()], None);
+    let free = artifact(&p, "p/r", "m22", vec![c], None);
+    for a in [&held, &free] {
+        store.put_manifest(a).await.unwrap();
+        store
+            .delete_manifest(&repo("p/r"), &a.digest, &no_guard)
+            .await
+            .unwrap();
+    }
+    // Both were stored at 2000 and nothing uses them now.
+    assert_eq!(store.unreferenced_manifests(3000).await.unwrap(), (2, 5));
+
+    let mut conn = sqlx::PgConnection::connect(db.url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO manifests (digest, media_type, body, creation_time) VALUES ($1, $2, $3, 5000)
+         ON CONFLICT (digest) DO UPDATE SET creation_time = excluded.creation_time",
+    )
+    .bind(held.digest.as_str())
+    .bind(&held.manifest_media_type)
+    .bind(held.body.to_vec())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let swept = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        store.delete_manifests(3000, 500),
+    )
+    .await
+    .expect("the delete waited for a row a push holds")
+    .unwrap();
+    assert_eq!(swept, (1, 3), "only the manifest no push holds goes");
+    tx.commit().await.unwrap();
+    // The push refreshed its row: too recent for this window, gone for a later one.
+    assert_eq!(store.delete_manifests(3000, 500).await.unwrap(), (0, 0));
+    assert_eq!(store.unreferenced_manifests(6000).await.unwrap(), (1, 2));
+    assert_eq!(store.delete_manifests(6000, 500).await.unwrap(), (1, 2));
+}
+
 fn execution(kind: &str, tasks: usize) -> NewExecution {
     NewExecution {
         vendor_type: kind.into(),
