@@ -450,6 +450,28 @@ impl Store {
         Ok(())
     }
 
+    /// Lets `repository` read the blob (upload completion and mount).
+    async fn link_blob(
+        tx: &mut sqlx::Transaction<'_, Db>,
+        project_id: ProjectId,
+        repository: &RepoName,
+        digest: &Digest,
+        now: Millis,
+    ) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (repository, digest) DO NOTHING",
+        )
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .bind(project_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
     async fn delete_artifacts_deep(
         tx: &mut sqlx::Transaction<'_, Db>,
         repository_id: i64,
@@ -1117,17 +1139,7 @@ impl RegistryStore for Store {
             // the stored bytes) and the session ends; the link does not.
             let charge = Self::charge(&mut tx, project_id, &[(digest.as_str().to_owned(), size as i64)], now).await;
             if charge.is_ok() {
-                sqlx::query(
-                    "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (repository, digest) DO NOTHING",
-                )
-                .bind(repository.as_str())
-                .bind(digest.as_str())
-                .bind(project_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+                Self::link_blob(&mut tx, project_id, repository, digest, now).await?;
             }
             if let Some(id) = upload_id {
                 sqlx::query("DELETE FROM uploads WHERE id = $1")
@@ -1168,17 +1180,7 @@ impl RegistryStore for Store {
                 return Ok(None);
             };
             let charge = Self::charge(&mut tx, project_id, &[(digest.as_str().to_owned(), size)], now).await?;
-            sqlx::query(
-                "INSERT INTO repository_blobs (repository, digest, project_id, creation_time) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (repository, digest) DO NOTHING",
-            )
-            .bind(repository.as_str())
-            .bind(digest.as_str())
-            .bind(project_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            Self::link_blob(&mut tx, project_id, repository, digest, now).await?;
             tx.commit().await.map_err(db)?;
             Ok(Some((BlobInfo { size: size as u64 }, charge)))
         })
@@ -1733,36 +1735,25 @@ impl RegistryStore for Store {
         let mut artifacts_left: Vec<(i64, Millis)> = vec![];
         let mut tags_left: Vec<((i64, String), Millis)> = vec![];
         let mut tx = self.writer().begin().await.map_err(db)?;
+        // A row another transaction holds is left out, not waited for.
+        let artifact_free = format!("{ARTIFACT} AND id IN (SELECT id FROM artifacts WHERE id = $2{SKIP_LOCKED_UPDATE})");
+        let tag_free = format!(
+            "{TAG} AND id IN (SELECT id FROM tags WHERE repository_id = $2 AND name = $3{SKIP_LOCKED_UPDATE})"
+        );
         for (artifact, t) in per_artifact {
-            let taken: Option<(i64,)> =
-                sqlx::query_as(&format!("SELECT id FROM artifacts WHERE id = $1{SKIP_LOCKED_UPDATE}"))
-                    .bind(artifact)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            if taken.is_none() {
+            let r = sqlx::query(&artifact_free).bind(t).bind(artifact).execute(&mut *tx).await.map_err(db)?;
+            if r.rows_affected() == 0 {
                 artifacts_left.push((artifact, t));
-                continue;
             }
-            sqlx::query(ARTIFACT).bind(t).bind(artifact).execute(&mut *tx).await.map_err(db)?;
         }
         for ((repo, tag), t) in per_tag {
-            let taken: Option<(i64,)> = sqlx::query_as(&format!(
-                "SELECT repository_id FROM tags WHERE repository_id = $1 AND name = $2{SKIP_LOCKED_UPDATE}"
-            ))
-            .bind(repo)
-            .bind(&tag)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-            if taken.is_none() {
+            let r = sqlx::query(&tag_free).bind(t).bind(repo).bind(&tag).execute(&mut *tx).await.map_err(db)?;
+            if r.rows_affected() == 0 {
                 tags_left.push(((repo, tag), t));
-                continue;
             }
-            sqlx::query(TAG).bind(t).bind(repo).bind(tag).execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)?;
-        // Held rows (or deleted ones, which these statements then miss).
+        // Rows that were held, already newer, or deleted: one statement each.
         for (artifact, t) in artifacts_left {
             sqlx::query(ARTIFACT).bind(t).bind(artifact).execute(self.writer()).await.map_err(db)?;
         }
