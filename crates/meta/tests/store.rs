@@ -888,6 +888,15 @@ async fn pulls_are_recorded(store: Arc<dyn MetaStore>) {
     assert_eq!(a.tags[0].pull_time, Some(104));
 }
 
+/// Takes an artifact row as a delete does, in a transaction beside the store.
+async fn lock_artifact(tx: &mut sqlx::PgConnection, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT id FROM artifacts WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(tx)
+        .await
+        .map(|_| ())
+}
+
 /// A delete locks its artifacts one by one, in no order the pull recorder
 /// can know. Here a transaction holds the newer artifact and, once the
 /// recorder is under way with both, takes the older one too: the recorder
@@ -922,11 +931,7 @@ async fn pulls_never_deadlock_with_a_delete_on_postgres() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    sqlx::query("SELECT id FROM artifacts WHERE id = $1 FOR UPDATE")
-        .bind(newer.artifact_id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    lock_artifact(&mut tx, newer.artifact_id).await.unwrap();
     sqlx::query("SELECT name FROM tags WHERE name = 'b' FOR UPDATE")
         .execute(&mut *tx)
         .await
@@ -951,9 +956,7 @@ async fn pulls_never_deadlock_with_a_delete_on_postgres() {
         !recorder.is_finished(),
         "the recorder skipped a held row for good"
     );
-    sqlx::query("SELECT id FROM artifacts WHERE id = $1 FOR UPDATE")
-        .bind(older.artifact_id)
-        .execute(&mut *tx)
+    lock_artifact(&mut tx, older.artifact_id)
         .await
         .expect("taking the second row: the recorder must not hold it while it waits");
     sqlx::query("SELECT name FROM tags WHERE name = 'a' FOR UPDATE")
@@ -1025,11 +1028,7 @@ async fn aborted_deletes_run_again_on_postgres() {
         .await
         .unwrap();
     let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT id FROM artifacts WHERE id = $1 FOR UPDATE")
-        .bind(child.artifact_id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    lock_artifact(&mut tx, child.artifact_id).await.unwrap();
     let delete = tokio::spawn({
         let store = store.clone();
         let digest = idx.digest.clone();
@@ -1045,9 +1044,7 @@ async fn aborted_deletes_run_again_on_postgres() {
         "the delete did not wait for the held child"
     );
     // Waits until the deadlock check aborts the store's try (after 1 s).
-    sqlx::query("SELECT id FROM artifacts WHERE id = $1 FOR UPDATE")
-        .bind(index.artifact_id)
-        .execute(&mut *tx)
+    lock_artifact(&mut tx, index.artifact_id)
         .await
         .expect("the store's transaction, which waited first, is the one aborted");
     tx.commit().await.unwrap();
